@@ -1,0 +1,130 @@
+"""Command-line interface: the GUI by default, subcommands for headless use.
+
+The contract (ARCHITECTURE.md, users and scripts rely on it)::
+
+    composer-copilot                        # GUI
+    composer-copilot continue IN.mid -o OUT.mid [--bars 2] ...
+    composer-copilot listen --in PORT --out PORT [--virtual]
+    composer-copilot train --data DIR... --out DIR [--base PATH]
+    composer-copilot eval --model PATH --data DIR [--json]
+    composer-copilot tokenize FILE.mid [--stream]
+    composer-copilot bench [--json]
+
+Each subcommand names the module that owns it; see copilot_app/dispatch.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from copilot_app import __version__
+from copilot_app.dispatch import PROG, run
+from trainer.cli_args import add_eval_args, add_train_args
+
+# command -> "module:function"; the function takes the parsed Namespace and
+# returns an exit code.
+COMMANDS: dict[str, str] = {
+    "gui": "copilot_app.ui.app:run_gui",
+    "continue": "copilot_app.engine.offline:run_continue",
+    "listen": "copilot_app.engine.headless:run_listen",
+    "train": "trainer.cli:run_train",
+    "eval": "trainer.cli:run_eval",
+    "tokenize": "model.tokens.cli:run_tokenize",
+    "bench": "copilot_app.bench_runner:run_bench",
+}
+
+
+def _add_model_args(parser: argparse.ArgumentParser, top_level: bool = False) -> None:
+    # Subcommands repeat --model/--device; SUPPRESS keeps a value given before
+    # the subcommand name from being overwritten by the subparser's default.
+    parser.add_argument("--model", metavar="PATH",
+                        default=None if top_level else argparse.SUPPRESS,
+                        help="checkpoint to use (default: the bundled model)")
+    parser.add_argument("--device", default="auto" if top_level else argparse.SUPPRESS,
+                        help="auto (GPU when there is one), cpu, cuda or cuda:N")
+
+
+def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    # Seed guidance: 0.5-0.7 conservative, 0.8-0.9 balanced, 1.0-1.5 adventurous.
+    parser.add_argument("--temperature", type=float, default=0.85,
+                        help="sampling temperature (default 0.85)")
+    parser.add_argument("--top-p", type=float, default=0.92,
+                        help="nucleus sampling mass (default 0.92)")
+    parser.add_argument("--top-k", type=int, default=0,
+                        help="keep only the k most likely tokens (0: off)")
+    parser.add_argument("--bars", type=int, default=2, help="bars to continue (default 2)")
+    parser.add_argument("--seed", type=int, help="seed for reproducible takes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; `--help` works at every level."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Composer Copilot: play a phrase, hear the next bars. "
+                    "Without a subcommand the desktop app starts.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    _add_model_args(parser, top_level=True)
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="GUI: save a picture of the main window once shown, then quit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("continue", help="continue a .mid file and write the result")
+    p.add_argument("input", metavar="IN.mid", help="the phrase to continue")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mid",
+                   help="where to write the result (K files for K variations)")
+    _add_sampling_args(p)
+    p.add_argument("--context-bars", type=int, default=4,
+                   help="how many of the file's last bars the model hears (default 4)")
+    p.add_argument("--variations", type=int, default=1, metavar="K",
+                   help="write K different continuations")
+    p.add_argument("--only-new", action="store_true",
+                   help="write only the new bars, not context + continuation")
+    _add_model_args(p)
+
+    p = sub.add_parser("listen", help="live mode without the GUI: MIDI in, continuations out")
+    p.add_argument("--in", dest="in_port", metavar="PORT", help="MIDI input port name")
+    p.add_argument("--out", dest="out_port", metavar="PORT", help="MIDI output port name")
+    p.add_argument("--virtual", action="store_true",
+                   help="create virtual ports 'Composer Copilot In/Out' for a DAW to connect to")
+    p.add_argument("--list-ports", action="store_true", help="list MIDI ports and exit")
+    p.add_argument("--tempo", type=float, default=120.0, help="internal tempo in BPM")
+    p.add_argument("--meter", default="4/4", help="internal meter, e.g. 3/4")
+    p.add_argument("--trigger-beats", type=float, default=2.0,
+                   help="answer after this many beats of silence")
+    p.add_argument("--variations", type=int, default=1, metavar="K")
+    _add_sampling_args(p)
+    _add_model_args(p)
+
+    p = sub.add_parser("train", help="train or fine-tune a model on token corpora or MIDI folders")
+    add_train_args(p)
+
+    p = sub.add_parser("eval", help="validation NLL and musical metrics of a model")
+    add_eval_args(p)
+
+    p = sub.add_parser("tokenize", help="print the REMI tokens and bar count of a .mid file")
+    p.add_argument("file", metavar="FILE.mid")
+    p.add_argument("--stream", action="store_true",
+                   help="replay the file through the live streaming encoder (must match)")
+
+    p = sub.add_parser("bench", help="run the benchmarks in bench/ and print their tables")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="benchmarks to run, e.g. model_bench (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    for subparser in sub.choices.values():
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                               help="show tracebacks for errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of main.py and the console script."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "gui"
+    return run(command, COMMANDS[command], args)
+
+
+def main_gui() -> int:
+    """Entry point of the `composer-copilot` GUI launcher."""
+    return main(sys.argv[1:])

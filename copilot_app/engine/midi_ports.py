@@ -1,0 +1,117 @@
+"""MIDI ports through mido's python-rtmidi backend, on the right system API.
+
+python-rtmidi is compiled with several APIs on Linux (ALSA and JACK). Which one
+to use is decided once: ``COPILOT_MIDI_API`` wins (e.g. ``UNIX_JACK``); else
+JACK when a JACK server answers, since a JACK setup routes MIDI through it;
+else rtmidi's own default (ALSA, CoreMIDI, Windows MM).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import mido
+import rtmidi
+
+VIRTUAL_IN = "Composer Copilot In"
+VIRTUAL_OUT = "Composer Copilot Out"
+CLIENT_NAME = "Composer Copilot"
+
+_API_NAMES = {
+    rtmidi.API_UNIX_JACK: "UNIX_JACK",
+    rtmidi.API_LINUX_ALSA: "LINUX_ALSA",
+    rtmidi.API_MACOSX_CORE: "MACOSX_CORE",
+    rtmidi.API_WINDOWS_MM: "WINDOWS_MM",
+}
+
+
+class MidiPortError(OSError):
+    """A port could not be listed, found or opened; the message says which."""
+
+
+def jack_server_running() -> bool:
+    """True when python-rtmidi can reach a JACK server."""
+    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+        return False
+    try:
+        probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="copilot-probe")
+    except rtmidi.SystemError:
+        return False
+    probe.delete()
+    return True
+
+
+def choose_api() -> str | None:
+    """The rtmidi API name to use, or None for rtmidi's platform default."""
+    forced = os.environ.get("COPILOT_MIDI_API")
+    if forced:
+        return forced
+    if jack_server_running():
+        return "UNIX_JACK"
+    return None
+
+
+def backend(api: str | None = None) -> mido.Backend:
+    """A mido backend bound to the chosen rtmidi API."""
+    api = api if api is not None else choose_api()
+    name = "mido.backends.rtmidi" + (f"/{api}" if api else "")
+    return mido.Backend(name, load=True)
+
+
+def list_ports(api: str | None = None) -> tuple[list[str], list[str]]:
+    """(input names, output names) visible on the chosen API."""
+    try:
+        b = backend(api)
+        return b.get_input_names(), b.get_output_names()
+    except Exception as exc:  # rtmidi raises its own SystemError subclasses
+        raise MidiPortError(f"cannot list MIDI ports: {exc}") from exc
+
+
+def open_input(name: str | None, callback: Callable[[mido.Message], None], *,
+               virtual: bool = False, api: str | None = None) -> mido.ports.BaseInput:
+    """Open an input by name (or a virtual one named ``name``).
+
+    The callback runs on rtmidi's thread: it must only enqueue.
+    """
+    b = backend(api)
+    try:
+        if virtual:
+            return b.open_input(name or VIRTUAL_IN, virtual=True, callback=callback,
+                                client_name=CLIENT_NAME)
+        return b.open_input(_match(name, b.get_input_names(), "input"), callback=callback)
+    except MidiPortError:
+        raise
+    except Exception as exc:
+        raise MidiPortError(f"cannot open MIDI input {name!r}: {exc}") from exc
+
+
+def open_output(name: str | None, *, virtual: bool = False,
+                api: str | None = None) -> mido.ports.BaseOutput:
+    """Open an output by name (or a virtual one named ``name``)."""
+    b = backend(api)
+    try:
+        if virtual:
+            return b.open_output(name or VIRTUAL_OUT, virtual=True, client_name=CLIENT_NAME)
+        return b.open_output(_match(name, b.get_output_names(), "output"))
+    except MidiPortError:
+        raise
+    except Exception as exc:
+        raise MidiPortError(f"cannot open MIDI output {name!r}: {exc}") from exc
+
+
+def _match(name: str | None, available: list[str], kind: str) -> str:
+    # Exact name first; else a unique case-insensitive substring, because
+    # system port names carry client prefixes and numbers the user never types.
+    if name is None:
+        if not available:
+            raise MidiPortError(f"no MIDI {kind} ports available")
+        return available[0]
+    if name in available:
+        return name
+    hits = [p for p in available if name.lower() in p.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise MidiPortError(f"no MIDI {kind} port matches {name!r}; "
+                            f"available: {', '.join(available) or 'none'}")
+    raise MidiPortError(f"MIDI {kind} name {name!r} is ambiguous: {', '.join(hits)}")
