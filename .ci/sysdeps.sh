@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
-          fonts-dejavu-core libasound2 jackd2)
+          libxcb-cursor0 fonts-dejavu-core libasound2 jackd2)
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: no apt-get here; install Qt's GL/EGL libraries and JACK yourself if missing" >&2
