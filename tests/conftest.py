@@ -71,9 +71,9 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory):
             pytest.skip("jackd is not installed (apt install jackd2)")
         log = tmp_path_factory.mktemp("jack") / "jackd.log"
         with open(log, "wb") as fh:
-            # -S (synchronous): the server waits for every client each cycle, so a
-        # loaded 2-core CI box slows the graph down instead of dropping MIDI.
-        proc = subprocess.Popen([jackd, "-S", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+            # -S (synchronous): the server waits for every client each cycle, so
+            # a loaded 2-core CI box slows the graph down instead of dropping MIDI.
+            proc = subprocess.Popen([jackd, "-S", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
                                     stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 15
         while not _jack_running():
