@@ -1,0 +1,92 @@
+"""Incoming MIDI: timestamp in the rtmidi callback, sort out on the engine thread.
+
+The rtmidi callback only stamps the message with the engine clock and puts it
+on a queue (it runs on rtmidi's own thread and must never block). The engine
+thread drains the queue and ``route``s each message: notes and pedal become
+performance events for the streaming encoder, real-time messages go to the
+MIDI-clock grid, and everything a piano continuation has no use for is
+dropped with a reason that can be logged at debug level (sysex, drums on
+channel 10, pitches off the piano, aftertouch, ...). Odd input never raises.
+"""
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import mido
+
+from copilot_app.engine.clock import Clock, MonotonicClock
+
+PIANO_LOW, PIANO_HIGH = 21, 108
+DRUM_CHANNEL = 9  # "channel 10" in MIDI's 1-based numbering
+SUSTAIN_CC = 64
+REALTIME = frozenset({"clock", "start", "stop", "continue", "songpos"})
+
+
+class Stamped(NamedTuple):
+    time: float  # seconds on the engine clock
+    msg: mido.Message
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What one message means to the engine; exactly one of the kinds is set."""
+
+    kind: str  # "note_on", "note_off", "pedal", "realtime" or "ignored"
+    time: float
+    pitch: int = 0
+    velocity: int = 0
+    value: int = 0
+    reason: str = ""
+    msg: mido.Message | None = None
+
+
+class InputQueue:
+    """The bridge from rtmidi's thread to the engine thread."""
+
+    def __init__(self, clock: Clock | None = None, maxsize: int = 10_000) -> None:
+        self._clock = clock or MonotonicClock()
+        self._queue: "queue.Queue[Stamped]" = queue.Queue(maxsize)
+        self.dropped = 0
+
+    def callback(self, msg: mido.Message) -> None:
+        """rtmidi callback: stamp and enqueue, nothing else."""
+        try:
+            self._queue.put_nowait(Stamped(self._clock.now(), msg))
+        except queue.Full:  # the engine is stuck; losing input beats blocking MIDI
+            self.dropped += 1
+
+    def get(self, timeout: float | None = None) -> Stamped | None:
+        try:
+            return self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def drain(self) -> list[Stamped]:
+        items = []
+        while (item := self.get()) is not None:
+            items.append(item)
+        return items
+
+
+def route(stamped: Stamped) -> Routed:
+    """Classify one stamped message (see module docstring)."""
+    t, msg = stamped
+    kind = msg.type
+    if kind in REALTIME:
+        return Routed("realtime", t, msg=msg)
+    channel = getattr(msg, "channel", None)
+    if channel == DRUM_CHANNEL:
+        return Routed("ignored", t, reason="drum channel 10")
+    if kind in ("note_on", "note_off"):
+        if not PIANO_LOW <= msg.note <= PIANO_HIGH:
+            return Routed("ignored", t, reason=f"pitch {msg.note} is off the piano")
+        if kind == "note_on" and msg.velocity > 0:
+            return Routed("note_on", t, pitch=msg.note, velocity=msg.velocity)
+        return Routed("note_off", t, pitch=msg.note)  # includes velocity-0 note-on
+    if kind == "control_change" and msg.control == SUSTAIN_CC:
+        return Routed("pedal", t, value=msg.value)
+    if kind == "sysex":
+        return Routed("ignored", t, reason="system exclusive")
+    return Routed("ignored", t, reason=f"{kind} is not used")
