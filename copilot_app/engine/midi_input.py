@@ -33,11 +33,12 @@ class Stamped(NamedTuple):
 class Routed:
     """What one message means to the engine; exactly one of the kinds is set."""
 
-    kind: str  # "note_on", "note_off", "pedal", "realtime" or "ignored"
+    kind: str  # "note_on", "note_off", "pedal", "control", "realtime" or "ignored"
     time: float
     pitch: int = 0
     velocity: int = 0
     value: int = 0
+    control: int = 0
     reason: str = ""
     msg: mido.Message | None = None
 
@@ -85,8 +86,10 @@ def route(stamped: Stamped) -> Routed:
         if kind == "note_on" and msg.velocity > 0:
             return Routed("note_on", t, pitch=msg.note, velocity=msg.velocity)
         return Routed("note_off", t, pitch=msg.note)  # includes velocity-0 note-on
-    if kind == "control_change" and msg.control == SUSTAIN_CC:
-        return Routed("pedal", t, value=msg.value)
+    if kind == "control_change":
+        if msg.control == SUSTAIN_CC:
+            return Routed("pedal", t, value=msg.value)
+        return Routed("control", t, control=msg.control, value=msg.value)
     if kind == "sysex":
         return Routed("ignored", t, reason="system exclusive")
     return Routed("ignored", t, reason=f"{kind} is not used")

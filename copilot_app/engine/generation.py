@@ -1,0 +1,137 @@
+"""Sampling K continuations at once from a forked model state.
+
+The model state, the REMI grammar and the streaming decoder all follow the
+context; a take forks the three, samples all K rows in one batch per step
+(one ``model.step`` for the batch), and stops each row when its timeline
+reaches the end of the requested bars. Two masks keep every row playable:
+the REMI grammar (valid, canonical token order) and a time floor (no note
+may start before the take's start, so an answer never lands in the past).
+Row 0's notes are handed to ``on_note`` the moment each is complete, so
+playback starts while the other rows are still being sampled.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from model.sampling import SamplingParams, make_generator, sample
+from model.tokens.grammar import RemiGrammar
+from model.tokens.performance import grid_step, ticks_per_beat
+from model.tokens.streaming import DecodedNote, StreamingDecoder
+
+MAX_TOKENS_PER_BAR = 160  # a safety net; dense piano bars use ~60
+
+
+@dataclass
+class ContextTrack:
+    """What has been said so far: grammar and timeline of the context tokens."""
+
+    grammar: RemiGrammar
+    decoder: StreamingDecoder
+    bar_start_tick: int = 0
+    meter: tuple[int, int] = (4, 4)
+
+    @classmethod
+    def fresh(cls) -> "ContextTrack":
+        return cls(RemiGrammar(), StreamingDecoder())
+
+    def update(self, token: int) -> DecodedNote | None:
+        """Advance by one token id (the grammar raises on an invalid one)."""
+        self.grammar.update(token)
+        note = self.decoder.feed(token)
+        if token == self.grammar.v.bar:
+            self.bar_start_tick = self.decoder.position_tick
+        elif token in self.grammar.v.timesig:
+            self.meter = self.grammar.v.timesig[token]
+        return note
+
+    def fork(self) -> "ContextTrack":
+        decoder = copy.copy(self.decoder)
+        decoder.notes = []
+        return ContextTrack(copy.deepcopy(self.grammar), decoder, self.bar_start_tick, self.meter)
+
+
+def _time_floor_mask(track: ContextTrack, start_tick: int) -> np.ndarray | None:
+    """Tokens allowed by the time floor: nothing may start before ``start_tick``.
+
+    None where there is nothing to forbid (mid-note the grammar decides alone).
+    """
+    g, d = track.grammar, track.decoder
+    if not g.allowed()[g.v.bar]:
+        return None
+    m = np.ones(g.v.size, dtype=bool)
+    if d.position_tick < start_tick:
+        m[g.v.pitch_ids] = False  # no more notes at a position in the past
+    num, den = track.meter
+    bar_tick = track.bar_start_tick
+    if bar_tick + num * ticks_per_beat(den) <= start_tick:
+        m[g.v.pos_ids] = False  # the whole bar is past: only a new Bar
+    else:
+        first = -(-(start_tick - bar_tick) // grid_step(den))  # ceil
+        m[g.v.pos_ids[: max(first, 0)]] = False
+    return m
+
+
+def row_finished(track: ContextTrack, end_tick: int) -> bool:
+    return track.decoder.position_tick >= end_tick
+
+
+def generate(
+    model: torch.nn.Module,
+    state,
+    logits: torch.Tensor,
+    context: ContextTrack,
+    start_tick: int,
+    end_tick: int,
+    k: int,
+    params: SamplingParams,
+    seed: int | None = None,
+    on_note: Callable[[DecodedNote], None] | None = None,
+    max_tokens: int | None = None,
+) -> list[list[DecodedNote]]:
+    """Sample ``k`` continuations; returns each row's notes with start < end_tick.
+
+    ``state``/``logits`` are the model's after the last context token (batch 1);
+    they are not modified.
+    """
+    rows = [context.fork() for _ in range(k)]
+    notes: list[list[DecodedNote]] = [[] for _ in range(k)]
+    done = [row_finished(r, end_tick) for r in rows]
+    state_k = state.repeat(k)
+    logits_k = logits.reshape(1, -1).expand(k, -1).contiguous()
+    generator = make_generator(seed, logits.device)
+    bars = max(1, -(-(end_tick - start_tick) // (4 * ticks_per_beat(4))) + 1)
+    budget = max_tokens or MAX_TOKENS_PER_BAR * bars
+    eos = context.grammar.v.eos
+    for _ in range(budget):
+        if all(done):
+            break
+        mask = np.ones((k, logits_k.shape[-1]), dtype=bool)
+        for i, row in enumerate(rows):
+            if done[i]:
+                continue
+            allowed = row.grammar.allowed()
+            allowed[eos] = False  # the take ends by time, not by the model giving up
+            floor = _time_floor_mask(row, start_tick)
+            if floor is not None:
+                allowed &= floor
+            mask[i, : allowed.shape[0]] = allowed
+        tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
+        for i, row in enumerate(rows):
+            if done[i]:
+                continue
+            note = row.update(int(tokens[i]))
+            if row_finished(row, end_tick):
+                done[i] = True
+            elif note is not None and note.start >= start_tick:
+                notes[i].append(note)
+                if i == 0 and on_note is not None:
+                    on_note(note)
+        if all(done):
+            break
+        logits_k, state_k = model.step(tokens, state_k, inplace=True)
+    return notes

@@ -1,0 +1,162 @@
+"""The live session on a fake clock with fake ports and a tiny real RWKV-7.
+
+Random weights are fine here: the grammar and time-floor masks must make any
+model's answer valid REMI that starts on the grid where it should, and the
+Player must leave nothing hanging.
+"""
+from __future__ import annotations
+
+import mido
+import pytest
+import torch
+
+from copilot_app.engine.clock import FakeClock, InternalGrid, Meter
+from copilot_app.engine.midi_input import Stamped, route
+from copilot_app.engine.player import Player
+from copilot_app.engine.session import LiveSession, SessionSettings
+from model import RWKV7, RWKVConfig
+from model.tokens.config import build_tokenizer
+from model.tokens.grammar import RemiGrammar
+from tests.test_engine_player import RecordingPort, balance
+
+BPM = 120.0  # 0.5 s a beat, 2 s a 4/4 bar
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> RWKV7:
+    torch.manual_seed(0)
+    cfg = RWKVConfig(vocab_size=len(build_tokenizer().vocab), n_layer=2, n_embd=64, head_size=32)
+    model = RWKV7(cfg).eval()
+    with torch.no_grad():  # zero-init output projections would make every answer alike
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def make_session(model, settings=None, meter=Meter()):
+    clock, port = FakeClock(), RecordingPort()
+    player = Player(port, clock)
+    session = LiveSession(model, player, InternalGrid(BPM, meter, origin=0.0), clock,
+                          settings or SessionSettings(seed=1))
+    return session, player, port, clock
+
+
+def play(session, clock, phrase):
+    """phrase: (time_s, 'on'|'off', pitch[, velocity]) in time order."""
+    for t, kind, pitch, *vel in phrase:
+        clock.set(t)
+        msg = (mido.Message("note_on", note=pitch, velocity=vel[0] if vel else 90) if kind == "on"
+               else mido.Message("note_off", note=pitch))
+        session.handle(route(Stamped(t, msg)))
+
+
+PHRASE = [(0.0, "on", 60, 70), (0.45, "off", 60), (0.5, "on", 64, 90), (0.95, "off", 64),
+          (1.0, "on", 67, 110), (1.0, "on", 72, 80), (1.9, "off", 67), (1.9, "off", 72)]
+
+
+def test_notes_become_tokens_in_the_model_state_as_they_are_final(tiny_model):
+    session, *_rest, clock = make_session(tiny_model)
+    before = session.stats.tokens_in
+    play(session, clock, PHRASE)
+    session.poll(2.2)
+    assert session.stats.notes_in == 4
+    # Bar, TimeSig, 3 positions, 4 x (Pitch, Duration) are final once the
+    # clock passes the last note-off: nothing waits for the trigger.
+    assert session.stats.tokens_in - before >= 2 + 3 + 8
+
+
+def test_silence_triggers_a_take_on_the_next_bar(tiny_model):
+    session, player, port, clock = make_session(tiny_model)
+    play(session, clock, PHRASE)
+    assert session.poll(2.8) is None                   # 0.9 s of silence < 2 beats
+    take = session.poll(2.95)                          # 1.05 s >= 2 beats (1.0 s)
+    assert take is not None and take.start_quarters == pytest.approx(8.0)  # bar 2 at 4.0 s
+    notes = take.notes()
+    assert notes, "a 2-bar answer with no notes"
+    assert all(8 * 24 <= n.start < 16 * 24 for n in notes)  # inside bars 2-3 (24 ticks a quarter)
+    # Nothing plays before the bar line; then notes go out at their times.
+    player.pump(3.99)
+    assert not any(m.type == "note_on" for m in port.messages)
+    clock.set(4.0 + notes[0].start_beats * 0.5 - 8 * 0.5)
+    player.pump()
+    assert any(m.type == "note_on" and m.note == notes[0].pitch for m in port.messages)
+    player.pump(100.0)
+    assert balance(port.messages) == {}
+    # The answer follows the player's dynamics (median velocity of the phrase).
+    assert {m.velocity for m in port.messages if m.type == "note_on"} == {85}
+
+
+def test_take_tokens_are_valid_remi_after_the_context(tiny_model):
+    settings = SessionSettings(seed=3, variations=3, temperature=1.5, top_p=1.0)
+    session, *_rest, clock = make_session(tiny_model, settings)
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    assert len(take.variations) == 3
+    assert len({tuple(v) for v in take.variations}) > 1  # different variations
+    for notes in take.variations:
+        starts = [n.start for n in notes]
+        assert starts == sorted(starts)
+        assert all(21 <= n.pitch <= 108 for n in notes)
+
+
+def test_same_seed_same_take(tiny_model):
+    takes = []
+    for _ in range(2):
+        session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=7, variations=2))
+        play(session, clock, PHRASE)
+        takes.append(session.trigger(2.0).variations)
+    assert takes[0] == takes[1]
+
+
+def test_barge_in_stops_playback_cleanly_and_joins_the_context(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=2, start_on="now"))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    assert take.notes()
+    player.pump(2.0 + 0.3)
+    tokens_before = session.stats.tokens_in
+    play(session, clock, [(2.31, "on", 62), (2.6, "off", 62)])
+    assert take.interrupted and player.pending == 0 and player.open_notes == set()
+    assert balance(port.messages) == {}
+    session.poll(3.5)
+    assert session.stats.tokens_in > tokens_before  # the new note went into the state
+
+
+def test_trigger_key_and_controller(tiny_model):
+    session, _player, _port, clock = make_session(
+        tiny_model, SessionSettings(seed=4, trigger_key=108, trigger_cc=67, trigger_beats=0))
+    play(session, clock, PHRASE[:4])
+    clock.set(1.2)
+    take = session.handle(route(Stamped(1.2, mido.Message("note_on", note=108, velocity=60))))
+    assert take is not None and session.stats.notes_in == 2  # the trigger key is not a note
+    assert session.poll(30.0) is None  # silence trigger is off
+    play(session, clock, [(31.0, "on", 65), (31.4, "off", 65)])
+    cc = lambda v: route(Stamped(31.5, mido.Message("control_change", control=67, value=v)))
+    assert session.handle(cc(127)) is not None
+    assert session.handle(cc(127)) is None  # held down: no second take
+    session.handle(cc(0))
+
+
+def test_variations_audition_and_accept(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=5, variations=3))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    session.next_variation(now=2.1)
+    assert take.chosen == 1
+    session.previous_variation(now=2.1)
+    session.previous_variation(now=2.1)
+    assert take.chosen == 2
+    assert session.accept() is take and take.accepted
+    player.pump(60.0)
+    session.stop()
+    assert balance(port.messages) == {}
+
+
+def test_waltz_meter_bars_have_three_beats(tiny_model):
+    session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=6), meter=Meter(3, 4))
+    play(session, clock, [(0.0, "on", 60), (1.4, "off", 60)])
+    take = session.trigger(1.5)
+    assert take.start_quarters == pytest.approx(3.0)  # the 3/4 bar line
+    assert all(3 * 24 <= n.start < 9 * 24 for n in take.notes())
+    grammar = RemiGrammar()
+    assert grammar.v.timesig  # the tokenizer knows 3/4
