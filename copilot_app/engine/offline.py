@@ -1,0 +1,93 @@
+"""`composer-copilot continue IN.mid -o OUT.mid`: continue a file, write the result.
+
+The model hears the last ``--context-bars`` bars of the file (prefilled in
+parallel mode), then samples ``--variations`` continuations of ``--bars`` bars
+in one batch, with the same grammar and time-floor masks as the live engine.
+Each output file holds the whole input followed by one continuation (or only
+the new bars with ``--only-new``), with the input's tempo and meters.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from copilot_app.engine.generation import ContextTrack, generate
+from copilot_app.engine.model_loader import load_model
+from model.sampling import SamplingParams
+from model.tokens.config import build_tokenizer
+from model.tokens.midi_io import encode_piece, load_piano_piece, write_notes
+from model.tokens.performance import GridNote, ticks_per_beat
+from model.tokens.streaming import StreamingDecoder
+
+
+def context_tokens(tokens: list[str], bars: int) -> tuple[list[str], int]:
+    """The last ``bars`` bars of a REMI sequence, and the tick where they start.
+
+    A REMI bar is self-contained (Bar, TimeSig, then positions inside it), so
+    cutting at a Bar token leaves a valid sequence.
+    """
+    decoder = StreamingDecoder()
+    bar_index, bar_ticks = [], []
+    for i, tok in enumerate(tokens):
+        decoder.feed(tok)
+        if tok == "Bar_None":
+            bar_index.append(i)
+            bar_ticks.append(decoder.position_tick)
+    if not bar_index:
+        raise ValueError("the file has no notes to continue")
+    first = max(0, len(bar_index) - bars)
+    return tokens[bar_index[first]:], bar_ticks[first]
+
+
+def output_paths(out: Path, k: int) -> list[Path]:
+    if k == 1:
+        return [out]
+    stem, suffix = out.stem, out.suffix or ".mid"
+    return [out.with_name(f"{stem}-{i + 1}{suffix}") for i in range(k)]
+
+
+def run_continue(args: argparse.Namespace) -> int:
+    if args.bars < 1 or args.context_bars < 1 or args.variations < 1:
+        raise ValueError("--bars, --context-bars and --variations must be at least 1")
+    source = load_piano_piece(args.input)
+    model, _meta, model_path = load_model(getattr(args, "model", None), getattr(args, "device", "auto"))
+    piece = source.piece
+    all_tokens = encode_piece(piece)
+    context, offset = context_tokens(all_tokens, args.context_bars)
+    vocab = build_tokenizer().vocab
+    ids = [vocab["BOS_None"]] + [vocab[t] for t in context]
+    track = ContextTrack.fresh()
+    for token in ids:
+        track.update(token)
+
+    device = next(model.parameters()).device
+    logits, state = model.prefill(torch.tensor([ids], device=device))
+    last_end = max(n.start + n.duration for n in piece.notes) - offset
+    num, den = track.meter
+    beat = ticks_per_beat(den)
+    start = -(-last_end // beat) * beat  # first beat at or after the last note ends
+    end = start + args.bars * num * beat
+    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
+    rows = generate(model, state, logits[0], track, start, end, args.variations, params, seed=args.seed)
+
+    velocity = int(statistics.median(n.velocity for n in piece.notes))
+    meters = piece.meters
+    paths = output_paths(Path(args.output), args.variations)
+    for path, notes in zip(paths, rows):
+        new = [GridNote(n.start + offset, n.duration, n.pitch, velocity) for n in notes]
+        if args.only_new:
+            shift = start + offset
+            new = [GridNote(n.start - shift, n.duration, n.pitch, n.velocity) for n in new]
+            out_notes, out_meters = new, [(0, num, den)]
+        else:
+            out_notes, out_meters = list(piece.notes) + new, meters
+        write_notes(path, sorted(out_notes), out_meters, source.tempo_qpm, name="Composer Copilot")
+        print(f"{path}: {len(new)} new notes in {args.bars} bar(s) "
+              f"(model {model_path.name}, context {args.context_bars} bar(s))")
+    if not any(rows):
+        print("composer-copilot: warning: the model answered with silence", file=sys.stderr)
+    return 0
