@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -64,6 +65,8 @@ class Take:
     chosen: int = 0
     accepted: bool = False
     interrupted: bool = False
+    # Trigger -> first note-on handed to the Player, in seconds of compute.
+    first_note_latency_s: float | None = None
 
     def notes(self, index: int | None = None) -> list[DecodedNote]:
         return self.variations[self.chosen if index is None else index]
@@ -207,6 +210,7 @@ class LiveSession:
 
     def trigger(self, now: float | None = None) -> Take:
         """Answer now: flush the context, sample K variations, play the first."""
+        t0 = time.perf_counter()
         now = self.clock.now() if now is None else now
         s = self.settings
         self._held.clear()
@@ -218,15 +222,19 @@ class LiveSession:
         end_tick = start_tick + int(round(s.bars * bar_quarters * TICKS_PER_QUARTER))
         velocity = int(statistics.median(self._velocities)) if self._velocities else 80
         self.player.cancel()
+        first_note: list[float] = []
 
         def play(note: DecodedNote) -> None:
             self.player.schedule([self._planned(note, velocity)])
+            if not first_note:
+                first_note.append(time.perf_counter() - t0)
 
         assert self.runner.logits is not None
         variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                               self.track, start_tick, end_tick, max(1, s.variations),
                               s.sampling(), seed=s.seed, on_note=play)
-        take = Take(len(self.takes) + 1, start_tick / TICKS_PER_QUARTER, variations, velocity)
+        take = Take(len(self.takes) + 1, start_tick / TICKS_PER_QUARTER, variations, velocity,
+                    first_note_latency_s=first_note[0] if first_note else None)
         self.takes.append(take)
         self.stats.takes += 1
         self._new_notes_since_take = False

@@ -1,0 +1,148 @@
+"""The engine thread: MIDI in -> LiveSession -> Player -> MIDI out.
+
+One thread owns the session (the model state, encoder and takes); everything
+else talks to it through its inbox: the rtmidi callback puts stamped messages
+there, the GUI or CLI put commands (trigger, next variation, settings...).
+The Player has its own scheduler thread. Observers are called on the engine
+thread and must not block (the Qt bridge turns them into queued signals).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import replace
+from typing import Callable
+
+import mido
+import torch
+
+from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
+from copilot_app.engine.midi_input import Routed, Stamped, route
+from copilot_app.engine.player import MidiSink, Player
+from copilot_app.engine.session import LiveSession, SessionSettings, Take
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.02  # how often held notes are committed and the silence trigger checked
+
+
+class LiveEngine:
+    """Runs a LiveSession on its own thread (see module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, sink: MidiSink,
+                 grid: InternalGrid | MidiClockGrid | None = None,
+                 settings: SessionSettings | None = None, clock: Clock | None = None,
+                 on_take: Callable[[Take], None] | None = None,
+                 on_input: Callable[[Routed], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.clock = clock or MonotonicClock()
+        self.player = Player(sink, self.clock, on_error=lambda e: self._error(f"MIDI out: {e}"))
+        self.session = LiveSession(model, self.player, grid or InternalGrid(origin=self.clock.now()),
+                                   self.clock, settings)
+        self.on_take, self.on_input, self.on_error = on_take, on_input, on_error
+        self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.last_trigger_latency_s: float | None = None
+
+    # -- called from any thread ---------------------------------------------
+    def midi_callback(self, msg: mido.Message) -> None:
+        """For rtmidi's thread: stamp and enqueue, nothing else."""
+        self._inbox.put(Stamped(self.clock.now(), msg))
+
+    def call(self, fn: Callable[[LiveSession], object]) -> None:
+        """Run ``fn(session)`` on the engine thread."""
+        self._inbox.put(lambda: fn(self.session))
+
+    def trigger(self) -> None:
+        self.call(lambda s: self._take(s.trigger()))
+
+    def next_variation(self) -> None:
+        self.call(lambda s: s.next_variation())
+
+    def previous_variation(self) -> None:
+        self.call(lambda s: s.previous_variation())
+
+    def accept(self) -> None:
+        self.call(lambda s: s.accept())
+
+    def stop_playback(self) -> None:
+        self.call(lambda s: s.stop())
+
+    def update_settings(self, **changes: object) -> None:
+        """Change sampling/trigger settings; the next take uses them."""
+        def apply(s: LiveSession) -> None:
+            s.settings = replace(s.settings, **changes)
+        self.call(apply)
+
+    def panic(self) -> None:
+        """All notes off now, from the calling thread (the Player is thread-safe)."""
+        self.player.panic()
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.player.start()
+        self._thread = threading.Thread(target=self._run, name="copilot-engine", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop both threads; every note the app started gets its note-off."""
+        if self._thread is not None:
+            self._inbox.put(None)
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self.player.close()
+
+    def __enter__(self) -> "LiveEngine":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- engine thread ------------------------------------------------------
+    def _run(self) -> None:
+        torch.set_num_threads(1)
+        while True:
+            try:
+                item = self._inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                item = ()
+            if item is None:
+                return
+            try:
+                if isinstance(item, Stamped):
+                    routed = route(item)
+                    if self.on_input is not None and routed.kind != "ignored":
+                        self.on_input(routed)
+                    self._take(self.session.handle(routed))
+                elif callable(item):
+                    item()
+                self._take(self.session.poll())
+            except Exception as exc:  # a bad take must not kill the live loop
+                log.exception("engine error")
+                self.player.panic()
+                self._error(f"engine: {exc}")
+
+    def _take(self, take: Take | None) -> None:
+        if take is None:
+            return
+        if self.on_take is not None:
+            self.on_take(take)
+
+    def _error(self, message: str) -> None:
+        if self.on_error is not None:
+            self.on_error(message)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (tests, CLI)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
