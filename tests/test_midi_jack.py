@@ -72,3 +72,39 @@ def test_output_reaches_virtual_input_by_partial_name():
 def test_unknown_port_is_a_clear_error():
     with pytest.raises(midi_ports.MidiPortError, match="no MIDI output port matches 'Nonexistent Synth'"):
         midi_ports.open_output("Nonexistent Synth")
+
+
+def test_port_keeper_reconnects_when_the_device_comes_back():
+    received: "queue.Queue[mido.Message]" = queue.Queue()
+    b = midi_ports.backend()
+    device = b.open_output("Fake Keyboard", virtual=True, client_name="fakekbd")
+    keeper = midi_ports.PortKeeper("input", "Fake Keyboard", received.put)
+    try:
+        time.sleep(0.2)
+        device.send(mido.Message("note_on", note=60, velocity=80))
+        assert [m.note for m in _receive(received, 1)] == [60]
+        assert keeper.check() is None
+        device.close()                       # unplugged
+        time.sleep(0.2)
+        assert keeper.check() == "lost" and not keeper.connected
+        device = b.open_output("Fake Keyboard", virtual=True, client_name="fakekbd")  # plugged back in
+        time.sleep(0.2)
+        assert keeper.check() == "back" and keeper.reconnects == 1
+        time.sleep(0.2)
+        device.send(mido.Message("note_on", note=62, velocity=80))
+        assert [m.note for m in _receive(received, 1)] == [62]
+    finally:
+        keeper.close()
+        device.close()
+
+
+def test_output_keeper_drops_while_gone():
+    b = midi_ports.backend()
+    synth = b.open_input("Fake Synth", virtual=True, client_name="fakesynth")
+    keeper = midi_ports.PortKeeper("output", "Fake Synth")
+    synth.close()
+    time.sleep(0.2)
+    assert keeper.check() == "lost"
+    keeper.send(mido.Message("note_off", note=60))
+    assert keeper.dropped == 1
+    keeper.close()

@@ -47,13 +47,16 @@ def run_listen(args: argparse.Namespace) -> int:
     settings = SessionSettings(bars=args.bars, temperature=args.temperature, top_p=args.top_p,
                                top_k=args.top_k, variations=args.variations,
                                trigger_beats=args.trigger_beats, seed=args.seed)
-    out = midi_ports.open_output(args.out_port, virtual=args.virtual and not args.out_port)
+    # Named device ports are kept: unplug and replug a keyboard and it comes back.
+    out = (midi_ports.PortKeeper("output", args.out_port) if args.out_port
+           else midi_ports.open_output(None, virtual=True))
     clock = MonotonicClock()
     engine = LiveEngine(model, out, InternalGrid(args.tempo, meter, origin=clock.now()), settings,
                         clock, on_take=_log_take,
                         on_error=lambda m: print(f"composer-copilot: error: {m}", file=sys.stderr))
-    inp = midi_ports.open_input(args.in_port, engine.midi_callback,
-                                virtual=args.virtual and not args.in_port)
+    inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback) if args.in_port
+           else midi_ports.open_input(None, engine.midi_callback, virtual=True))
+    keepers = [p for p in (inp, out) if isinstance(p, midi_ports.PortKeeper)]
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -61,8 +64,12 @@ def run_listen(args: argparse.Namespace) -> int:
           f"{args.tempo:g} BPM {args.meter}; Ctrl-C to stop", flush=True)
     engine.start()
     try:
-        while not stop.wait(0.25):  # a timed wait lets the signal handler run promptly
-            pass
+        while not stop.wait(1.0):  # a timed wait lets the signal handler run promptly
+            for keeper in keepers:
+                change = keeper.check()
+                if change:
+                    print(f"MIDI {keeper.kind} {keeper.name}: {'disconnected' if change == 'lost' else 'reconnected'}",
+                          flush=True)
     finally:
         inp.close()
         engine.close()  # note-offs for everything started, then panic

@@ -115,3 +115,69 @@ def _match(name: str | None, available: list[str], kind: str) -> str:
         raise MidiPortError(f"no MIDI {kind} port matches {name!r}; "
                             f"available: {', '.join(available) or 'none'}")
     raise MidiPortError(f"MIDI {kind} name {name!r} is ambiguous: {', '.join(hits)}")
+
+
+class PortKeeper:
+    """A named device port that survives being unplugged and plugged back in.
+
+    ``check()`` (called about once a second by the engine's owner) closes the
+    port when its device disappears and reopens it when it comes back. While
+    an output is gone, ``send`` drops messages: the Player's bookkeeping of
+    open notes goes on, so its note-offs still balance what was sent.
+    """
+
+    def __init__(self, kind: str, name: str,
+                 callback: Callable[[mido.Message], None] | None = None, api: str | None = None) -> None:
+        if kind not in ("input", "output"):
+            raise ValueError("kind must be 'input' or 'output'")
+        self.kind, self.callback, self.api = kind, callback, api
+        self.requested = name
+        self.port = self._open(name)
+        self.name = self.port.name
+        self.reconnects = 0
+        self.dropped = 0
+
+    def _open(self, name: str):
+        if self.kind == "input":
+            return open_input(name, self.callback or (lambda m: None), api=self.api)
+        return open_output(name, api=self.api)
+
+    @property
+    def connected(self) -> bool:
+        return self.port is not None
+
+    def check(self) -> str | None:
+        """'lost', 'back' or None (nothing changed)."""
+        try:
+            names = list_ports(self.api)[0 if self.kind == "input" else 1]
+        except MidiPortError:
+            return None
+        present = self.name in names
+        if self.port is not None and not present:
+            self._close_port()
+            return "lost"
+        if self.port is None and present:
+            try:
+                self.port = self._open(self.name)
+            except MidiPortError:
+                return None
+            self.reconnects += 1
+            return "back"
+        return None
+
+    def send(self, msg: mido.Message) -> None:
+        if self.port is None:
+            self.dropped += 1
+            return
+        self.port.send(msg)
+
+    def _close_port(self) -> None:
+        port, self.port = self.port, None
+        try:
+            port.close()
+        except Exception:  # the device is gone; closing may complain
+            pass
+
+    def close(self) -> None:
+        if self.port is not None:
+            self._close_port()
