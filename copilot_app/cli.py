@@ -92,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tempo", type=float, default=120.0, help="internal tempo in BPM")
     p.add_argument("--meter", default="4/4", help="internal meter, e.g. 3/4")
     p.add_argument("--trigger-beats", type=float, default=2.0,
-                   help="answer after this many beats of silence")
+                   help="answer after this many beats of silence (0: only on the trigger key)")
+    p.add_argument("--trigger-key", type=int, metavar="NOTE",
+                   help="a key (MIDI note number) that asks for an answer instead of sounding")
+    p.add_argument("--metronome", action="store_true", help="click on every beat (GM drum channel)")
+    p.add_argument("--midi-clock", action="store_true",
+                   help="follow the MIDI clock (Start/Stop/Song Position) arriving on the input")
     p.add_argument("--variations", type=int, default=1, metavar="K")
     _add_sampling_args(p)
     _add_model_args(p)

@@ -160,3 +160,22 @@ def test_waltz_meter_bars_have_three_beats(tiny_model):
     assert all(3 * 24 <= n.start < 9 * 24 for n in take.notes())
     grammar = RemiGrammar()
     assert grammar.v.timesig  # the tokenizer knows 3/4
+
+
+def test_midi_clock_from_the_daw_sets_the_grid(tiny_model):
+    from copilot_app.engine.clock import MidiClockGrid
+
+    clock, port = FakeClock(), RecordingPort()
+    grid = MidiClockGrid()
+    session = LiveSession(tiny_model, Player(port, clock), grid, clock, SessionSettings(seed=1))
+    session.handle(route(Stamped(0.0, mido.Message("start"))))
+    t = 0.0
+    for _ in range(24 * 4):  # one bar at 100 BPM
+        t += 60 / (100 * 24)
+        session.handle(route(Stamped(t, mido.Message("clock"))))
+    assert grid.bpm == pytest.approx(100) and grid.beat_at(t) == pytest.approx(4.0)
+    session.handle(route(Stamped(t, mido.Message("songpos", pos=32))))  # bar 3 in sixteenths
+    assert grid.beat_at(t) == pytest.approx(8.0)
+    play(session, clock, [(t + 0.01, "on", 60), (t + 0.5, "off", 60)])
+    take = session.trigger(t + 0.6)
+    assert take.start_quarters == pytest.approx(12.0)  # the DAW's next bar line

@@ -12,7 +12,7 @@ import sys
 import threading
 
 from copilot_app.engine import midi_ports
-from copilot_app.engine.clock import InternalGrid, Meter, MonotonicClock
+from copilot_app.engine.clock import InternalGrid, Meter, MidiClockGrid, MonotonicClock
 from copilot_app.engine.live import LiveEngine
 from copilot_app.engine.model_loader import load_model
 from copilot_app.engine.session import SessionSettings, Take
@@ -46,12 +46,15 @@ def run_listen(args: argparse.Namespace) -> int:
     model, _meta, path = load_model(getattr(args, "model", None), getattr(args, "device", "auto"))
     settings = SessionSettings(bars=args.bars, temperature=args.temperature, top_p=args.top_p,
                                top_k=args.top_k, variations=args.variations,
-                               trigger_beats=args.trigger_beats, seed=args.seed)
+                               trigger_beats=args.trigger_beats, trigger_key=args.trigger_key,
+                               seed=args.seed)
     # Named device ports are kept: unplug and replug a keyboard and it comes back.
     out = (midi_ports.PortKeeper("output", args.out_port) if args.out_port
            else midi_ports.open_output(None, virtual=True))
     clock = MonotonicClock()
-    engine = LiveEngine(model, out, InternalGrid(args.tempo, meter, origin=clock.now()), settings,
+    grid = (MidiClockGrid(meter, fallback_bpm=args.tempo) if args.midi_clock
+            else InternalGrid(args.tempo, meter, origin=clock.now()))
+    engine = LiveEngine(model, out, grid, settings,
                         clock, on_take=_log_take,
                         on_error=lambda m: print(f"composer-copilot: error: {m}", file=sys.stderr))
     inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback) if args.in_port
@@ -62,6 +65,7 @@ def run_listen(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(f"listening on {inp.name} -> {out.name} with {path.name}, "
           f"{args.tempo:g} BPM {args.meter}; Ctrl-C to stop", flush=True)
+    engine.metronome.enabled = args.metronome
     engine.start()
     try:
         while not stop.wait(1.0):  # a timed wait lets the signal handler run promptly

@@ -19,6 +19,7 @@ import mido
 import torch
 
 from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
+from copilot_app.engine.metronome import Metronome
 from copilot_app.engine.midi_input import Routed, Stamped, route
 from copilot_app.engine.player import MidiSink, Player
 from copilot_app.engine.session import LiveSession, SessionSettings, Take
@@ -41,6 +42,8 @@ class LiveEngine:
         self.player = Player(sink, self.clock, on_error=lambda e: self._error(f"MIDI out: {e}"))
         self.session = LiveSession(model, self.player, grid or InternalGrid(origin=self.clock.now()),
                                    self.clock, settings)
+        # The click has its own Player so cancelling a take never stops it.
+        self.metronome = Metronome(Player(sink, self.clock), self.session.grid)
         self.on_take, self.on_input, self.on_error = on_take, on_input, on_error
         self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -76,6 +79,13 @@ class LiveEngine:
             s.settings = replace(s.settings, **changes)
         self.call(apply)
 
+    def set_metronome(self, enabled: bool) -> None:
+        def apply(_s: LiveSession) -> None:
+            self.metronome.enabled = enabled
+            if not enabled:
+                self.metronome.player.cancel()
+        self.call(apply)
+
     def panic(self) -> None:
         """All notes off now, from the calling thread (the Player is thread-safe)."""
         self.player.panic()
@@ -85,6 +95,7 @@ class LiveEngine:
         if self._thread is not None:
             return
         self.player.start()
+        self.metronome.player.start()
         self._thread = threading.Thread(target=self._run, name="copilot-engine", daemon=True)
         self._thread.start()
 
@@ -94,6 +105,7 @@ class LiveEngine:
             self._inbox.put(None)
             self._thread.join(timeout=5.0)
             self._thread = None
+        self.metronome.player.close()
         self.player.close()
 
     def __enter__(self) -> "LiveEngine":
@@ -122,6 +134,7 @@ class LiveEngine:
                 elif callable(item):
                     item()
                 self._take(self.session.poll())
+                self.metronome.tick(self.clock.now())
             except Exception as exc:  # a bad take must not kill the live loop
                 log.exception("engine error")
                 self.player.panic()
