@@ -1,0 +1,261 @@
+"""Benchmark of the live engine (not a test).
+
+    python bench/live_bench.py            # table + bench/results/live_bench.json
+    python bench/live_bench.py --json     # JSON on stdout
+    python bench/live_bench.py --quick    # fewer repeats, no JACK part
+
+1. Time to first note: trigger -> first note-on handed to the Player, with the
+   model state primed by 64 and by 4096 tokens of real music, on one CPU
+   thread. RWKV-7 runs the real LiveSession (grammar + time-floor masks,
+   K=1); the peer is a Transformer of the same size (trainer.baselines, KV
+   cache primed the same way) timed on the same number of sampled tokens.
+2. Generation speed: 2 bars at 120 BPM (4 s of music) from a primed state,
+   as a multiple of real time (K=1 and K=4).
+3. Note-on jitter through JACK: the Player sends notes at planned times to a
+   JACK port on a private dummy server with a 64-frame period; a second
+   client stamps their arrival. p50/p99 of |arrival - planned - median lag|.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from copilot_app.engine.clock import FakeClock, InternalGrid  # noqa: E402
+from copilot_app.engine.player import PlannedNote, Player  # noqa: E402
+from copilot_app.engine.runtime_info import bundled_model  # noqa: E402
+from copilot_app.engine.session import LiveSession, SessionSettings  # noqa: E402
+from model import RWKV7, RWKVConfig, load_checkpoint  # noqa: E402
+from model.sampling import SamplingParams, sample  # noqa: E402
+from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer  # noqa: E402
+from model.tokens.midi_io import encode_file  # noqa: E402
+from model.tokens.performance import ticks_per_beat  # noqa: E402
+
+DATA = ROOT / "tests" / "data"
+
+
+class NullPort:
+    def send(self, msg) -> None:
+        pass
+
+
+def music_tokens(n: int) -> list[int]:
+    """n token ids of real music (the test pieces, repeated), ending on a note."""
+    vocab = build_tokenizer().vocab
+    pool: list[int] = []
+    for path in sorted(DATA.glob("*.mid")):
+        pool += [vocab[t] for t in encode_file(path)]
+    ids: list[int] = []
+    while len(ids) < n:
+        ids += pool
+    ids = ids[:n]
+    while not build_tokenizer()[ids[-1]].startswith("Duration"):  # end on a complete note
+        ids.pop()
+    return ids
+
+
+def load_rwkv() -> tuple[RWKV7, str]:
+    path = bundled_model()
+    if path is not None:
+        model, _ = load_checkpoint(path)
+        return model.eval(), f"bundled {path.name}"
+    torch.manual_seed(0)
+    model = RWKV7(RWKVConfig(vocab_size=len(build_tokenizer().vocab))).eval()
+    return model, "default size, random weights (no bundled model yet)"
+
+
+def primed_session(model: RWKV7, context: list[int], k: int = 1) -> tuple[LiveSession, FakeClock]:
+    clock = FakeClock()
+    session = LiveSession(model, Player(NullPort(), clock), InternalGrid(120.0, origin=0.0), clock,
+                          SessionSettings(seed=0, start_on="now", variations=k, bars=2))
+    for token in context:
+        session.track.update(token)
+    logits, state = model.prefill(torch.tensor([[session.vocab["BOS_None"]] + context]))
+    session.runner.logits, session.runner.state = logits, state
+    # "Now" is the bar line after the context's last bar, as when a player
+    # stops at the end of a bar: the answer opens the next bar.
+    num, den = session.track.meter
+    bar_end = session.track.bar_start_tick + num * ticks_per_beat(den)
+    clock.set(session.time_at_quarters(bar_end / TICKS_PER_QUARTER))
+    return session, clock
+
+
+def rwkv_first_note(model: RWKV7, n_ctx: int, repeats: int) -> float:
+    session, clock = primed_session(model, music_tokens(n_ctx))
+    times = []
+    for i in range(repeats):
+        session.settings.seed = i
+        take = session.trigger(clock.now())  # generation forks the state: the context is untouched
+        if take.first_note_latency_s is not None:
+            times.append(take.first_note_latency_s)
+    return statistics.median(times)
+
+
+def transformer_first_note(n_ctx: int, n_tokens: int, target_params: int, repeats: int) -> tuple[float, str]:
+    from trainer.baselines import TransformerConfig, TransformerLM
+    from trainer.models import matched_width
+
+    vocab = len(build_tokenizer().vocab)
+    width = matched_width("transformer", target_params, vocab, 6)
+    torch.manual_seed(0)
+    model = TransformerLM(TransformerConfig(vocab, 6, width, max_len=n_ctx + 512)).eval()
+    ids = music_tokens(n_ctx)
+    with torch.no_grad():
+        state = model.init_state(1)
+        for token in ids:  # prime the KV cache token by token, as a live session would
+            logits, state = model.step(torch.tensor([token]), state)
+    params = SamplingParams(temperature=0.85, top_p=0.92)
+    times = []
+    for i in range(repeats):
+        gen = torch.Generator().manual_seed(i)
+        t0 = time.perf_counter()
+        cache, lg = [(k.clone(), v.clone()) for k, v in state], logits
+        for _ in range(n_tokens):
+            tok = sample(lg, params, generator=gen)
+            lg, cache = model.step(tok, cache)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), f"Transformer 6x{width} ({model.num_params() / 1e6:.1f}M)"
+
+
+def generation_speed(model: RWKV7, k: int, repeats: int) -> float:
+    session, clock = primed_session(model, music_tokens(512), k=k)
+    rates = []
+    for i in range(repeats):
+        session.settings.seed = i
+        t0 = time.perf_counter()
+        session.trigger(clock.now())
+        rates.append(4.0 / (time.perf_counter() - t0))  # 2 bars of 4/4 at 120 BPM = 4 s
+    return statistics.median(rates)
+
+
+def jack_jitter(n_notes: int = 300, period: int = 64) -> dict | None:
+    """Note-on jitter through a private JACK dummy server, or None without jackd."""
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        return None
+    server = f"copilot-bench-{os.getpid()}"
+    env_before = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "COPILOT_MIDI_API")}
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    os.environ["COPILOT_MIDI_API"] = "UNIX_JACK"
+    proc = subprocess.Popen([jackd, "-n", server, "-S", "--no-realtime", "-d", "dummy", "-r", "48000",
+                             "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from copilot_app.engine import midi_ports
+
+        deadline = time.monotonic() + 10
+        while not midi_ports.jack_server_running():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+        arrivals: dict[int, float] = {}
+        out = midi_ports.open_output("bench out", virtual=True)
+        source = [n for n in midi_ports.list_ports()[0] if "bench out" in n][0]
+
+        def stamp(msg) -> None:
+            if msg.type == "note_on" and msg.velocity:
+                arrivals[msg.note * 1000 + msg.velocity] = time.monotonic()
+
+        inp = midi_ports.open_input(source, stamp)
+        time.sleep(0.5)
+        player = Player(out)
+        player.start()
+        t0 = time.monotonic() + 0.2
+        planned = {}
+        notes = []
+        for i in range(n_notes):
+            pitch, vel = 40 + i % 60, 1 + i // 60
+            start = t0 + i * 0.02
+            planned[pitch * 1000 + vel] = start
+            notes.append(PlannedNote(pitch, vel, start, start + 0.01))
+        player.schedule(notes)
+        time.sleep(0.2 + n_notes * 0.02 + 0.5)
+        player.close()
+        inp.close()
+        out.close()
+        lags = [arrivals[k] - planned[k] for k in planned if k in arrivals]
+        if len(lags) < n_notes * 0.9:
+            return {"received": len(lags), "sent": n_notes}
+        median_lag = statistics.median(lags)
+        dev = sorted(abs(x - median_lag) for x in lags)
+        return {"period_frames": period, "sample_rate": 48000, "notes": n_notes, "received": len(lags),
+                "median_lag_ms": median_lag * 1000, "jitter_p50_ms": dev[len(dev) // 2] * 1000,
+                "jitter_p99_ms": dev[min(len(dev) - 1, int(len(dev) * 0.99))] * 1000}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, no JACK part")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "live_bench.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    repeats = 5 if args.quick else 25
+    model, model_desc = load_rwkv()
+    n_params = model.num_params()
+
+    results: dict = {"model": model_desc, "params": n_params, "threads": 1,
+                     "machine": platform.machine(), "python": platform.python_version(),
+                     "torch": torch.__version__, "ttfn_ms": {}, "peer_ttfn_ms": {}}
+    # The peer is timed on the tokens a first note takes at least: Position,
+    # Pitch, Duration, plus the Bar/TimeSig when the answer opens a bar.
+    needed = 4
+    for n_ctx in (64, 4096):
+        t = rwkv_first_note(model, n_ctx, repeats)
+        results["ttfn_ms"][str(n_ctx)] = t * 1000
+        peer_t, peer_desc = transformer_first_note(n_ctx, needed, n_params, max(5, repeats // 2))
+        results["peer_ttfn_ms"][str(n_ctx)] = peer_t * 1000
+        results["peer"] = peer_desc
+    results["ttfn_ratio_4096_64"] = results["ttfn_ms"]["4096"] / results["ttfn_ms"]["64"]
+    results["peer_ratio_4096_64"] = results["peer_ttfn_ms"]["4096"] / results["peer_ttfn_ms"]["64"]
+    results["realtime_x"] = {"k1": generation_speed(model, 1, max(3, repeats // 5)),
+                             "k4": generation_speed(model, 4, max(3, repeats // 5))}
+    results["jack"] = None if args.quick else jack_jitter()
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"live engine, {model_desc}, {n_params / 1e6:.2f}M params, 1 CPU thread")
+    print(f"{'measure':44s} {'RWKV-7':>10s} {'peer':>10s}")
+    for n_ctx in ("64", "4096"):
+        print(f"{'time to first note, ctx ' + n_ctx + ' (ms, median)':44s} "
+              f"{results['ttfn_ms'][n_ctx]:10.2f} {results['peer_ttfn_ms'][n_ctx]:10.2f}")
+    print(f"{'ratio 4096 / 64':44s} {results['ttfn_ratio_4096_64']:10.2f} {results['peer_ratio_4096_64']:10.2f}")
+    print(f"{'2 bars @120 BPM, x real time, K=1':44s} {results['realtime_x']['k1']:10.1f}")
+    print(f"{'2 bars @120 BPM, x real time, K=4':44s} {results['realtime_x']['k4']:10.1f}")
+    jack = results["jack"]
+    if jack and "jitter_p99_ms" in jack:
+        print(f"{'JACK note-on jitter p50 / p99 (ms), 64 frames':44s} "
+              f"{jack['jitter_p50_ms']:10.3f} {jack['jitter_p99_ms']:10.3f}")
+    elif jack:
+        print(f"JACK: only {jack['received']} of {jack['sent']} notes arrived")
+    else:
+        print("JACK part skipped (--quick or no jackd)")
+    print(f"peer: {results['peer']}; JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
