@@ -1,0 +1,68 @@
+"""LiveEngine with its threads: odd MIDI never breaks a session; commands work."""
+from __future__ import annotations
+
+import time
+
+import mido
+
+from copilot_app.engine.clock import InternalGrid, MonotonicClock
+from copilot_app.engine.live import LiveEngine, wait_until
+from copilot_app.engine.session import SessionSettings
+from tests.test_engine_player import RecordingPort, balance
+from tests.test_engine_session import tiny_model  # noqa: F401  (fixture)
+
+ODD = [
+    mido.Message("sysex", data=[0x7E, 0x7F, 0x06, 0x01]),
+    mido.Message("note_on", channel=9, note=36, velocity=120),   # drums on channel 10
+    mido.Message("note_on", note=5, velocity=90),                 # below the piano
+    mido.Message("note_on", note=127, velocity=90),               # above it
+    mido.Message("note_off", note=70),                            # off without on
+    mido.Message("clock"), mido.Message("clock"),                 # clock without Start
+    mido.Message("songpos", pos=12),
+    mido.Message("aftertouch", value=40),
+    mido.Message("pitchwheel", pitch=3000),
+    mido.Message("control_change", control=64, value=127),
+    mido.Message("control_change", control=64, value=0),
+    mido.Message("program_change", program=12),
+]
+
+
+def test_odd_midi_then_a_phrase_still_gets_an_answer(tiny_model):  # noqa: F811
+    port, errors, takes = RecordingPort(), [], []
+    clock = MonotonicClock()
+    engine = LiveEngine(tiny_model, port, InternalGrid(400.0, origin=clock.now()),
+                        SessionSettings(seed=1, trigger_beats=2, bars=1, start_on="beat"),
+                        clock, on_take=takes.append, on_error=errors.append)
+    with engine:
+        for msg in ODD:
+            engine.midi_callback(msg)
+        for pitch in (60, 62, 64):
+            engine.midi_callback(mido.Message("note_on", note=pitch, velocity=80))
+            time.sleep(0.06)
+            engine.midi_callback(mido.Message("note_on", note=pitch, velocity=0))  # velocity-0 off
+        assert wait_until(lambda: takes, timeout=20)
+        assert wait_until(lambda: any(m.type == "note_on" for m in port.messages), timeout=20)
+    assert errors == []
+    assert engine.session.stats.notes_in == 3
+    assert engine.session.stats.ignored  # the odd ones were counted, not played
+    assert balance(port.messages) == {}
+
+
+def test_commands_run_on_the_engine_thread(tiny_model):  # noqa: F811
+    port, takes = RecordingPort(), []
+    engine = LiveEngine(tiny_model, port, settings=SessionSettings(seed=2, trigger_beats=0, variations=2),
+                        on_take=takes.append)
+    with engine:
+        engine.update_settings(temperature=0.6, top_p=0.8, variations=3)
+        engine.midi_callback(mido.Message("note_on", note=67, velocity=70))
+        engine.midi_callback(mido.Message("note_off", note=67))
+        engine.trigger()
+        assert wait_until(lambda: takes, timeout=20)
+        assert engine.session.settings.temperature == 0.6 and len(takes[0].variations) == 3
+        engine.next_variation()
+        engine.accept()
+        assert wait_until(lambda: takes[0].accepted, timeout=5) and takes[0].chosen == 1
+        engine.set_metronome(True)
+        assert wait_until(lambda: any(m.channel == 9 for m in port.messages if m.type == "note_on"), timeout=5)
+        engine.panic()
+    assert balance(port.messages) == {}
