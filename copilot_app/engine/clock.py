@@ -77,15 +77,11 @@ class Meter:
         return 4.0 / self.denominator
 
 
-class InternalGrid:
-    """Tempo and meter set by the user, anchored at ``origin`` (bar 0, beat 0)."""
+class _GridMath:
+    """What every grid derives from its tempo (``bpm``) and ``meter``."""
 
-    def __init__(self, bpm: float = 120.0, meter: Meter = Meter(), origin: float = 0.0) -> None:
-        if not 20.0 <= bpm <= 400.0:
-            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
-        self.bpm = bpm
-        self.meter = meter
-        self.origin = origin
+    bpm: float
+    meter: Meter
 
     @property
     def seconds_per_beat(self) -> float:
@@ -96,28 +92,40 @@ class InternalGrid:
         return self.meter.numerator
 
     def beat_at(self, t: float) -> float:
+        raise NotImplementedError
+
+    def time_at(self, beat: float) -> float:
+        raise NotImplementedError
+
+    def next_boundary(self, t: float, unit: str = "beat") -> float:
+        """Time of the next beat or bar line at or after ``t``."""
+        step = {"beat": 1, "bar": self.beats_per_bar}.get(unit)
+        if step is None:
+            raise ValueError(f"unit must be 'beat' or 'bar', not {unit!r}")
+        # A tiny tolerance so "now is exactly on the beat" counts as on it.
+        target = math.ceil(self.beat_at(t) / step - 1e-9) * step
+        return self.time_at(target)
+
+
+class InternalGrid(_GridMath):
+    """Tempo and meter set by the user, anchored at ``origin`` (bar 0, beat 0)."""
+
+    def __init__(self, bpm: float = 120.0, meter: Meter = Meter(), origin: float = 0.0) -> None:
+        if not 20.0 <= bpm <= 400.0:
+            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
+        self.bpm = bpm
+        self.meter = meter
+        self.origin = origin
+
+    def beat_at(self, t: float) -> float:
         return (t - self.origin) / self.seconds_per_beat
 
     def time_at(self, beat: float) -> float:
         return self.origin + beat * self.seconds_per_beat
 
-    def next_boundary(self, t: float, unit: str = "beat") -> float:
-        """Time of the next beat or bar line at or after ``t``."""
-        return next_boundary(self, t, unit)
-
-
-def next_boundary(grid: "InternalGrid | MidiClockGrid", t: float, unit: str) -> float:
-    step = {"beat": 1, "bar": grid.beats_per_bar}.get(unit)
-    if step is None:
-        raise ValueError(f"unit must be 'beat' or 'bar', not {unit!r}")
-    beat = grid.beat_at(t)
-    # A tiny tolerance so "now is exactly on the beat" counts as on it.
-    target = math.ceil(beat / step - 1e-9) * step
-    return grid.time_at(target)
-
 
 @dataclass
-class MidiClockGrid:
+class MidiClockGrid(_GridMath):
     """Follows a DAW's MIDI clock.
 
     Position advances one pulse per clock message while running; the tempo is
@@ -163,14 +171,6 @@ class MidiClockGrid:
         ordered = sorted(self._intervals)
         return 60.0 / (ordered[len(ordered) // 2] * PPQN)
 
-    @property
-    def seconds_per_beat(self) -> float:
-        return 60.0 / self.bpm * self.meter.quarters_per_beat()
-
-    @property
-    def beats_per_bar(self) -> int:
-        return self.meter.numerator
-
     def _pulses_per_beat(self) -> float:
         return PPQN * self.meter.quarters_per_beat()
 
@@ -183,6 +183,3 @@ class MidiClockGrid:
     def time_at(self, beat: float) -> float:
         anchor = self._last_pulse_time if self._last_pulse_time is not None else 0.0
         return anchor + (beat - self.pulses / self._pulses_per_beat()) * self.seconds_per_beat
-
-    def next_boundary(self, t: float, unit: str = "beat") -> float:
-        return next_boundary(self, t, unit)
