@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # System libraries the app and its tests need on Debian/Ubuntu:
 #  - offscreen/desktop Qt: EGL, GL, xkbcommon, fontconfig, D-Bus, a font;
-#  - MIDI without a sound card: JACK (jackd2) with its dummy driver.
+#  - MIDI without a sound card: JACK (jackd2) with its dummy driver;
+#  - a C++ compiler for the fused one-token step (model/fast_step.cpp).
 # Installs only what is missing; elsewhere (macOS, Windows, no apt) it says so
 # and lets the Python setup go on.
 set -euo pipefail
 
 PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
-          libxcb-cursor0 fonts-dejavu-core libasound2 jackd2)
+          libxcb-cursor0 fonts-dejavu-core libasound2 jackd2 g++)
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: no apt-get here; install Qt's GL/EGL libraries and JACK yourself if missing" >&2

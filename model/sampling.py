@@ -1,0 +1,153 @@
+"""Token sampling for continuations: batched (K variations in one call), seeded.
+
+``sample(logits[B,V], ...) -> tokens[B]``. The order of operations is
+mask -> repetition penalty -> temperature -> top-k -> top-p -> draw, the
+usual one (penalties and masks act on raw logits; truncation on the
+tempered distribution).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+# A token-mask hook gets (logits [B,V], step context) and returns a bool mask
+# [B,V] (True = allowed) or [V] for all rows; e.g. the REMI grammar.
+TokenMaskFn = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0  # 0 -> greedy (argmax)
+    top_p: float = 1.0  # nucleus mass kept, (0, 1]
+    top_k: int = 0  # 0 -> off
+    repetition_penalty: float = 1.0  # >1 discourages recently seen tokens (CTRL-style)
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        if self.repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be > 0")
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for reproducible sampling (seed None -> nondeterministic)."""
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+def apply_repetition_penalty(logits: Tensor, recent: Tensor, penalty: float) -> Tensor:
+    """CTRL penalty on tokens present in recent [B,W] (-1 = padding): positive
+    logits divided by ``penalty``, negative ones multiplied."""
+    if penalty == 1.0 or recent.numel() == 0:
+        return logits
+    B, V = logits.shape
+    seen = torch.zeros(B, V + 1, dtype=torch.bool, device=logits.device)
+    seen.scatter_(1, torch.where(recent < 0, V, recent).long(), True)
+    seen = seen[:, :V]
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Set everything outside the top-k / top-p nucleus to -inf (per row).
+    The most likely token always survives."""
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Mass strictly before each token: drop tokens once top_p is already covered.
+        before = probs.cumsum(dim=-1) - probs
+        drop_sorted = before >= top_p
+        drop_sorted[:, 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample(
+    logits: Tensor,
+    params: SamplingParams | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    recent_tokens: Tensor | None = None,
+    mask: Tensor | TokenMaskFn | None = None,
+) -> Tensor:
+    """Draw one token per row of logits [B,V] -> tokens [B] (long).
+
+    recent_tokens [B,W]: window for the repetition penalty (-1 pads).
+    mask: bool [B,V] or [V] (True = allowed), or a callable returning one
+    from the logits; rows with nothing allowed raise ValueError.
+    generator: on the logits' device; same seed + same logits -> same tokens.
+    """
+    p = params or SamplingParams()
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be [B, V], got {tuple(logits.shape)}")
+    x = logits.float()
+    if mask is not None:
+        allowed = mask(x) if callable(mask) else mask
+        allowed = allowed.to(device=x.device, dtype=torch.bool).expand_as(x)
+        if not bool(allowed.any(dim=-1).all()):
+            raise ValueError("token mask forbids every token in some row")
+        x = x.masked_fill(~allowed, float("-inf"))
+    if recent_tokens is not None:
+        x = apply_repetition_penalty(x, recent_tokens.to(x.device), p.repetition_penalty)
+    if p.temperature == 0.0:
+        return x.argmax(dim=-1)
+    x = filter_logits(x / p.temperature, p.top_k, p.top_p)
+    probs = torch.softmax(x, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# A grammar hook for generate(): tokens produced so far [K, t] -> allowed
+# tokens, bool [K, V] or [V] (True = allowed).
+HistoryMaskFn = Callable[[Tensor], Tensor]
+
+
+@torch.no_grad()
+def generate(
+    model,  # model.rwkv7.RWKV7 (not imported: keeps this module light)
+    state,  # model.state.RWKVState after the prompt, batch 1 or K
+    logits: Tensor,
+    n_tokens: int,
+    params: SamplingParams | None = None,
+    *,
+    variations: int = 1,
+    generator: torch.Generator | None = None,
+    mask_fn: HistoryMaskFn | None = None,
+    repetition_window: int = 32,
+) -> tuple[Tensor, Tensor, object]:
+    """Sample ``n_tokens`` for K variations in one batch.
+
+    logits: the model's logits after the prompt ([1,V] or [K,V]); a batch-1
+    state and logits are forked into K = ``variations`` rows. The given state
+    is not modified. Returns (tokens [K, n_tokens], logits [K,V], state), the
+    last two after all sampled tokens, ready to continue.
+    """
+    if logits.shape[0] == 1 and variations > 1:
+        state = state.select([0] * variations)
+        logits = logits.expand(variations, -1)
+    else:
+        state = state.clone()
+    K = logits.shape[0]
+    out = torch.empty(K, n_tokens, dtype=torch.long, device=logits.device)
+    p = params or SamplingParams()
+    for t in range(n_tokens):
+        mask = mask_fn(out[:, :t]) if mask_fn is not None else None
+        recent = out[:, max(0, t - repetition_window) : t] if p.repetition_penalty != 1.0 else None
+        tok = sample(logits, p, generator=generator, recent_tokens=recent, mask=mask)
+        out[:, t] = tok
+        logits, state = model.step(tok.to(model.device), state, inplace=True)
+    return out, logits, state
