@@ -1,4 +1,4 @@
-"""The desktop window, shown for real on Qt's offscreen platform."""
+"""The desktop window, shown for real on Qt's offscreen platform (no model needed)."""
 from __future__ import annotations
 
 import argparse
@@ -6,30 +6,147 @@ import argparse
 import pytest
 
 pytest.importorskip("PySide6")
+from PySide6.QtCore import QSettings, QStandardPaths  # noqa: E402
+
 from copilot_app.ui.main_window import TITLE, MainWindow  # noqa: E402
 
 
+def temp_settings(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
 def test_main_window_shows_and_renders(qtbot, tmp_path):
-    window = MainWindow("default", "CPU")
+    window = MainWindow("default", "CPU", settings=temp_settings(tmp_path), models_dir=tmp_path / "models",
+                        autoload=False, open_ports=False)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
     assert window.isVisible() and window.windowTitle() == TITLE
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Play", "&Model", "&Help"]
+    file_actions = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    assert "&Open phrase…" in file_actions and "&Export take…" in file_actions
+    model_actions = [a.text() for a in window.model_menu.actions()]
+    assert "&Fine-tune on my pieces…" in model_actions
     assert window.model_status.text() == "Model: default"
     assert window.device_status.text() == "Device: CPU"
+    # Ports: none and our virtual ports are always offered.
+    assert window.input_combo.itemText(0) == "(none)" and "virtual" in window.input_combo.itemText(1)
+    assert "virtual" in window.output_combo.itemText(1)
     image = window.grab().toImage()
     assert image.width() >= 800 and image.height() >= 500
     # Something was painted: a blank window would be one flat colour.
     colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
     assert len(colours) > 2
     assert image.save(str(tmp_path / "main_window.png"))
+    window.close()
 
 
-def test_gui_entry_point_screenshot(tmp_path, qapp):
-    from copilot_app.ui.app import run_gui
+def test_without_a_model_the_commands_explain_themselves(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr("copilot_app.ui.models.bundled_model", lambda: None)  # as before one ships
+    window = MainWindow(settings=temp_settings(tmp_path), models_dir=tmp_path / "models", open_ports=False)
+    qtbot.addWidget(window)
+    window.show()
+    # No model anywhere: a clear message, not a crash.
+    assert "No model yet" in window.last_error
+    assert window.model_menu.actions()[0].text() == "(no models yet)"
+    window.bridge_trigger()
+    assert "no model loaded" in window.last_error
+    window.panic()  # panic without an engine still works (all notes off to the output)
+    window.close()
 
-    shot = tmp_path / "shot.png"
-    code = run_gui(argparse.Namespace(model=None, device="cpu", screenshot=str(shot)))
+
+def test_settings_persist_in_the_given_qsettings(qtbot, tmp_path):
+    settings = temp_settings(tmp_path)
+    first = MainWindow(settings=settings, models_dir=tmp_path / "models", autoload=False, open_ports=False)
+    qtbot.addWidget(first)
+    first.show()
+    first.tempo.setValue(97.0)
+    first.meter_combo.setCurrentText("6/8")
+    first.temperature.setValue(120)
+    first.top_p.setValue(80)
+    first.bars.setValue(5)
+    first.variations.setValue(4)
+    first.metronome_check.setChecked(True)
+    first.trigger_combo.setCurrentIndex(first.trigger_combo.findData("key"))
+    first.resize(700, 500)
+    geometry = first.saveGeometry()
+    first.close()
+    settings.sync()
+    assert (tmp_path / "settings.ini").is_file()
+
+    second = MainWindow(settings=temp_settings(tmp_path), models_dir=tmp_path / "models", autoload=False,
+                        open_ports=False)
+    qtbot.addWidget(second)
+    assert second.tempo.value() == 97.0 and second.meter_combo.currentText() == "6/8"
+    assert second.temperature.value() == 120 and second.temperature_value.text() == "1.20"
+    assert second.top_p.value() == 80 and second.bars.value() == 5 and second.variations.value() == 4
+    assert second.metronome_check.isChecked() and second.trigger_combo.currentData() == "key"
+    assert temp_settings(tmp_path).value("window/geometry") == geometry
+    # Restored (the offscreen screen clamps it to the minimum size), not the 1280x800 default.
+    assert (second.width(), second.height()) != (1280, 800)
+    # ... and they reach the bridge, so the first engine gets them.
+    s = second.bridge.settings
+    assert (s.temperature, s.top_p, s.bars, s.variations, s.trigger_key) == (1.2, 0.8, 5, 4, 21)
+    assert second.bridge.bpm == 97.0 and second.bridge.meter.denominator == 8
+    second.close()
+
+
+def test_gui_entry_point_screenshot(tmp_path, qapp, monkeypatch):
+    from copilot_app.ui.app import SETTINGS_ENV, run_gui
+
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
+    QStandardPaths.setTestModeEnabled(True)  # never the user's app-data folder
+    try:
+        shot = tmp_path / "shot.png"
+        code = run_gui(argparse.Namespace(model=None, device="cpu", screenshot=str(shot)))
+    finally:
+        QStandardPaths.setTestModeEnabled(False)
     assert code == 0
     assert shot.stat().st_size > 1000
+
+
+def test_piano_roll_view_follows_the_music(qtbot):
+    from copilot_app.engine.session import Take
+    from copilot_app.ui.piano_roll import PianoRoll
+    from model.tokens.streaming import DecodedNote
+
+    roll = PianoRoll()
+    qtbot.addWidget(roll)
+    assert roll.view_range() == (0.0, 32.0)          # 8 bars of 4/4 from bar 1
+    roll.set_playhead(100.0)
+    assert roll.view_range() == (76.0, 108.0)        # pages along with the playhead
+    roll.clear()
+    for i, pitch in enumerate([60, 62, 64, 65, 67]):  # a phrase in bars 2-3
+        roll.note_on(4.0 + 1.5 * i, pitch)
+        roll.note_off(5.0 + 1.5 * i, pitch)
+    take = Take(1, 16.0, [[DecodedNote(16 * 24, 48, 72, 80), DecodedNote(22 * 24, 96, 71, 80)]], 80)
+    roll.show_take(take)
+    roll.set_playhead(17.0)
+    left, right = roll.view_range()
+    assert left <= 4.0 and right >= 26.0              # phrase and answer on screen together
+    low, high = roll.pitch_range(left, right)
+    assert low <= 60 and high >= 72 and high - low >= 24
+    roll.set_playhead(200.0)                          # long silence: the view stays on them
+    assert roll.view_range() == (left, right)
+    roll.remove_take(take)
+    assert roll.state.takes == []
+
+
+def test_installed_pyside6_keeps_references_to_none_and_true():
+    # PySide6 6.12.0 on CPython < 3.12 returned None/True from Qt calls and
+    # Signal.emit without a new reference; the app then aborted after a few
+    # thousand signals. pyproject.toml excludes it; this catches a relapse.
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Probe(QObject):
+        ping = Signal()
+
+    probe = Probe()
+    none_before, true_before = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(200):
+        probe.setObjectName("probe")
+        probe.ping.emit()
+    assert sys.getrefcount(None) - none_before > -50
+    assert sys.getrefcount(True) - true_before > -50

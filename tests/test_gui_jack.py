@@ -1,0 +1,95 @@
+"""The window on real JACK MIDI ports: its virtual In/Out chosen from the port menus.
+
+A test client plays into "Composer Copilot In" and listens on "Composer
+Copilot Out": the phrase shows in the piano roll, Continue answers on the
+output, and Panic leaves every note-on with its note-off.
+"""
+from __future__ import annotations
+
+import queue
+import time
+
+import mido
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from copilot_app.engine import midi_ports  # noqa: E402
+from copilot_app.ui.bridge import VIRTUAL  # noqa: E402
+from copilot_app.ui.main_window import MainWindow  # noqa: E402
+from tests.test_gui_live import tiny_model  # noqa: E402,F401  (fixture)
+
+pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
+
+
+def wait_port(kind: int, fragment: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hits = [n for n in midi_ports.list_ports()[kind] if fragment in n]
+        if hits:
+            return hits[0]
+        time.sleep(0.1)
+    raise AssertionError(f"{fragment!r} never appeared: {midi_ports.list_ports()}")
+
+
+def sounding(messages: list[mido.Message]) -> set[tuple[int, int]]:
+    on: set[tuple[int, int]] = set()
+    for m in messages:
+        if m.type == "note_on" and m.velocity > 0:
+            on.add((m.channel, m.note))
+        elif m.type in ("note_on", "note_off"):
+            on.discard((m.channel, m.note))
+        elif m.type == "control_change" and m.control == 123:
+            on = {k for k in on if k[0] != m.channel}
+    return on
+
+
+def choose(combo, data) -> None:
+    """What a user's pick in a port menu does."""
+    i = combo.findData(data)
+    assert i >= 0, [combo.itemText(j) for j in range(combo.count())]
+    combo.setCurrentIndex(i)
+    combo.activated.emit(i)
+
+
+def test_window_on_virtual_jack_ports(qtbot, tmp_path, tiny_model):  # noqa: F811
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, models_dir=tmp_path / "models", model_path=str(tiny_model),
+                        device="cpu", open_ports=True)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.bridge.engine is not None, timeout=30000)
+    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
+    window.tempo.setValue(240.0)
+    window.bridge.update_settings(seed=3)
+    choose(window.input_combo, VIRTUAL)
+    choose(window.output_combo, VIRTUAL)
+    assert settings.value("ports/in") == VIRTUAL and settings.value("ports/out") == VIRTUAL
+    received: "queue.Queue[mido.Message]" = queue.Queue()
+    app_out = wait_port(0, midi_ports.VIRTUAL_OUT)
+    wait_port(1, midi_ports.VIRTUAL_IN)
+    with midi_ports.open_input(app_out, received.put), midi_ports.open_output(midi_ports.VIRTUAL_IN) as keys:
+        qtbot.wait(300)
+        for pitch in (60, 64, 67, 72):
+            keys.send(mido.Message("note_on", note=pitch, velocity=96))
+            qtbot.wait(200)
+            keys.send(mido.Message("note_off", note=pitch))
+            qtbot.wait(30)
+        qtbot.waitUntil(lambda: [n.pitch for n in window.roll.state.player] == [60, 64, 67, 72], timeout=10000)
+        window.act_continue.trigger()
+        got: list[mido.Message] = []
+
+        def drain() -> bool:
+            while not received.empty():
+                got.append(received.get())
+            return any(m.type == "note_on" and m.velocity > 0 for m in got)
+        qtbot.waitUntil(drain, timeout=20000)
+        window.act_panic.trigger()
+        qtbot.wait(400)
+        drain()
+    assert sounding(got) == set()
+    assert {(m.channel, m.control) for m in got if m.type == "control_change"} >= {(c, 123) for c in range(16)}
+    window.close()
