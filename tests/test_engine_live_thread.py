@@ -66,3 +66,23 @@ def test_commands_run_on_the_engine_thread(tiny_model):  # noqa: F811
         assert wait_until(lambda: any(m.channel == 9 for m in port.messages if m.type == "note_on"), timeout=5)
         engine.panic()
     assert balance(port.messages) == {}
+
+
+def test_panic_during_generation_stops_the_take(tiny_model):  # noqa: F811
+    port, takes = RecordingPort(), []
+    engine = LiveEngine(tiny_model, port, settings=SessionSettings(seed=3, trigger_beats=0, bars=64,
+                                                                   variations=4, start_on="now"),
+                        on_take=takes.append)
+    with engine:
+        engine.midi_callback(mido.Message("note_on", note=60, velocity=70))
+        engine.midi_callback(mido.Message("note_off", note=60))
+        engine.trigger()
+        time.sleep(0.3)  # 64 bars x 4 rows: still sampling
+        engine.panic()
+        # Sampling all 64 bars would take many seconds; a cancelled take ends at once.
+        assert wait_until(lambda: takes, timeout=2)
+        time.sleep(0.2)
+        assert engine.player.pending == 0 and engine.player.open_notes == set()
+    # A 64-bar answer was cut short: far fewer notes than 64 bars would hold.
+    assert sum(1 for m in port.messages if m.type == "note_on") < 200
+    assert balance(port.messages) == {}

@@ -92,11 +92,13 @@ def generate(
     seed: int | None = None,
     on_note: Callable[[DecodedNote], None] | None = None,
     max_tokens: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[list[DecodedNote]]:
     """Sample ``k`` continuations; returns each row's notes with start < end_tick.
 
     ``state``/``logits`` are the model's after the last context token (batch 1);
-    they are not modified.
+    they are not modified. ``should_stop`` is polled every step (panic from
+    another thread): when it turns true the rows end where they are.
     """
     rows = [context.fork() for _ in range(k)]
     notes: list[list[DecodedNote]] = [[] for _ in range(k)]
@@ -108,7 +110,7 @@ def generate(
     budget = max_tokens or MAX_TOKENS_PER_BAR * bars
     eos = context.grammar.v.eos
     for _ in range(budget):
-        if all(done):
+        if all(done) or (should_stop is not None and should_stop()):
             break
         mask = np.ones((k, logits_k.shape[-1]), dtype=bool)
         for i, row in enumerate(rows):

@@ -71,6 +71,7 @@ class LiveEngine:
         self.call(lambda s: s.accept())
 
     def stop_playback(self) -> None:
+        self.session.cancel_take.set()  # ends a take still being sampled
         self.call(lambda s: s.stop())
 
     def update_settings(self, **changes: object) -> None:
@@ -87,8 +88,13 @@ class LiveEngine:
         self.call(apply)
 
     def panic(self) -> None:
-        """All notes off now, from the calling thread (the Player is thread-safe)."""
+        """All notes off now, from the calling thread (the Player is thread-safe).
+
+        A take still being sampled on the engine thread stops scheduling notes.
+        """
+        self.session.cancel_take.set()
         self.player.panic()
+        self.metronome.player.cancel()
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -116,6 +117,8 @@ class LiveSession:
         self._last_activity: float | None = None
         self._new_notes_since_take = False
         self._trigger_cc_down = False
+        # Set from any thread (panic, stop) to end a take being sampled now.
+        self.cancel_take = threading.Event()
         self._accept(["BOS_None"])
         meter = self.grid.meter
         if (meter.numerator, meter.denominator) != (4, 4):
@@ -222,9 +225,12 @@ class LiveSession:
         end_tick = start_tick + int(round(s.bars * bar_quarters * TICKS_PER_QUARTER))
         velocity = int(statistics.median(self._velocities)) if self._velocities else 80
         self.player.cancel()
+        self.cancel_take.clear()
         first_note: list[float] = []
 
         def play(note: DecodedNote) -> None:
+            if self.cancel_take.is_set():
+                return
             self.player.schedule([self._planned(note, velocity)])
             if not first_note:
                 first_note.append(time.perf_counter() - t0)
@@ -232,7 +238,8 @@ class LiveSession:
         assert self.runner.logits is not None
         variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                               self.track, start_tick, end_tick, max(1, s.variations),
-                              s.sampling(), seed=s.seed, on_note=play)
+                              s.sampling(), seed=s.seed, on_note=play,
+                              should_stop=self.cancel_take.is_set)
         take = Take(len(self.takes) + 1, start_tick / TICKS_PER_QUARTER, variations, velocity,
                     first_note_latency_s=first_note[0] if first_note else None)
         self.takes.append(take)
