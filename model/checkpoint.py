@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic_io import atomic_write_bytes
 from .config import RWKVConfig
 from .rwkv7 import RWKV7
 
@@ -48,27 +48,6 @@ class CheckpointError(ValueError):
 def sidecar_path(path: str | os.PathLike) -> Path:
     """The JSON sidecar that belongs to a weights file."""
     return Path(path).with_suffix(".json")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def save_checkpoint(
@@ -106,9 +85,9 @@ def save_checkpoint(
         "extra": extra,
     }
     side_bytes = (json.dumps(side, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
-    _atomic_write(path, blob)
+    atomic_write_bytes(path, blob)
     sp = sidecar_path(path)
-    _atomic_write(sp, side_bytes)
+    atomic_write_bytes(sp, side_bytes)
     return sp
 
 

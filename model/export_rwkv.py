@@ -10,12 +10,13 @@ checkpoints are safetensors and never unpickled.)
 """
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic_io import atomic_write_bytes
 from .rwkv7 import RWKV7
 
 
@@ -24,14 +25,7 @@ def export_rwkv_pth(model: RWKV7, path: str | os.PathLike) -> Path:
     path = Path(path).with_suffix(".pth")
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(sd, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(sd, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path

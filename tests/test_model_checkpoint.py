@@ -154,3 +154,20 @@ def test_load_to_device_and_bf16(tmp_path: Path) -> None:
     m2, side = load_checkpoint(path, device="cpu")
     assert m2.dtype == torch.bfloat16 and side["dtype"] == "bfloat16"
     assert torch.equal(m2.head.weight, m.head.weight)
+
+
+def test_checkpoint_files_get_the_usual_file_mode(tmp_path):
+    # mkstemp creates 0600 files; a checkpoint shared with other tools/users
+    # must get the mode the umask gives any new file.
+    import os
+
+    from model import RWKV7, RWKVConfig, save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "m.safetensors"
+        side = save_checkpoint(path, RWKV7(RWKVConfig(vocab_size=16, n_layer=1, n_embd=64)))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert side.stat().st_mode & 0o777 == 0o644

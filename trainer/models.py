@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from model import RWKV7, RWKVConfig, save_checkpoint
 from model.tokens.config import tokenizer_config
-from trainer.atomic import atomic_write_bytes
+from model.atomic_io import atomic_write_bytes
 from trainer.baselines import LSTMConfig, LSTMLM, TransformerConfig, TransformerLM
 
 ARCHS = ("rwkv", "lstm", "transformer")

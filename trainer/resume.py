@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from trainer.atomic import atomic_write_bytes
+from model.atomic_io import atomic_write_bytes
 
 RESUME_FILE = "resume.safetensors"
 

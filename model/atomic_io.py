@@ -1,6 +1,8 @@
 """Crash-safe file writes: temp file in the same folder, fsync, rename, fsync dir.
 
-A reader (or a resume after kill -9) sees the old file or the new one, never half.
+A reader (or a resume after kill -9) sees the old file or the new one, never
+half. Every file the project writes for keeps (checkpoints, sidecars, resume
+state, exported .mid takes) goes through here.
 """
 from __future__ import annotations
 
