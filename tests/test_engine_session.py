@@ -179,3 +179,41 @@ def test_midi_clock_from_the_daw_sets_the_grid(tiny_model):
     play(session, clock, [(t + 0.01, "on", 60), (t + 0.5, "off", 60)])
     take = session.trigger(t + 0.6)
     assert take.start_quarters == pytest.approx(12.0)  # the DAW's next bar line
+
+
+def test_answer_prepared_during_the_pause_is_the_same_take(tiny_model):
+    takes = {}
+    for ahead in (True, False):
+        session, player, port, clock = make_session(
+            tiny_model, SessionSettings(seed=11, variations=2, prepare_ahead=ahead))
+        play(session, clock, PHRASE)
+        assert session.poll(2.1) is None                    # the pause begins: prepared now
+        assert (session._prepared is not None) == ahead
+        take = session.poll(2.95)
+        assert take is not None and take.prepared == ahead
+        takes[ahead] = take.variations
+        player.pump(100.0)
+        assert balance(port.messages) == {}
+    assert takes[True] == takes[False]
+
+
+def test_playing_again_drops_or_stops_the_prepared_answer(tiny_model):
+    session, _player, _port, clock = make_session(tiny_model, SessionSettings(seed=12))
+    play(session, clock, PHRASE)
+    session.poll(2.1)
+    first = session._prepared
+    assert first is not None
+    play(session, clock, [(2.3, "on", 62), (2.6, "off", 62)])   # the player goes on
+    session.poll(2.8)             # the new note's tokens make a new context: prepared anew
+    assert session._prepared is not first and session._prepared.version > first.version
+    take = session.poll(3.7)
+    assert take is not None and take.prepared
+    assert take.variations is not first.variations
+
+    # A note arriving while the answer is being prepared stops the preparation.
+    session, _player, _port, clock = make_session(tiny_model, SessionSettings(seed=13, bars=8))
+    arrivals = iter(range(1000))
+    session.input_counter = lambda: next(arrivals)               # "input keeps arriving"
+    play(session, clock, PHRASE)
+    session.poll(2.1)
+    assert session._prepared is None

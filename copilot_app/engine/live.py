@@ -47,12 +47,17 @@ class LiveEngine:
         self.on_take, self.on_input, self.on_error = on_take, on_input, on_error
         self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
-        self.last_trigger_latency_s: float | None = None
+        # Counts note/pedal messages as they arrive, so a take being prepared
+        # during a pause stops the moment the player plays again.
+        self._musical_inputs = 0
+        self.session.input_counter = lambda: self._musical_inputs
 
     # -- called from any thread ---------------------------------------------
     def midi_callback(self, msg: mido.Message) -> None:
         """For rtmidi's thread: stamp and enqueue, nothing else."""
         self._inbox.put(Stamped(self.clock.now(), msg))
+        if msg.type in ("note_on", "note_off", "control_change"):
+            self._musical_inputs += 1
 
     def call(self, fn: Callable[[LiveSession], object]) -> None:
         """Run ``fn(session)`` on the engine thread."""

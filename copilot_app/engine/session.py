@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -49,6 +50,9 @@ class SessionSettings:
     trigger_cc: int | None = None   # a controller (e.g. 67, soft pedal) that asks for one
     start_on: str = "bar"           # the answer starts on the next "bar", "beat" or "now"
     seed: int | None = None
+    # Sample the answer during the pause, before the silence trigger fires, so
+    # it starts playing the moment the trigger comes (see LiveSession.poll).
+    prepare_ahead: bool = True
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p,
@@ -68,9 +72,20 @@ class Take:
     interrupted: bool = False
     # Trigger -> first note-on handed to the Player, in seconds of compute.
     first_note_latency_s: float | None = None
+    prepared: bool = False  # sampled during the pause, before the trigger
 
     def notes(self, index: int | None = None) -> list[DecodedNote]:
         return self.variations[self.chosen if index is None else index]
+
+
+@dataclass
+class _Prepared:
+    """A take sampled ahead of the silence trigger, valid for one context."""
+
+    version: int
+    window: tuple[int, int]
+    settings: SessionSettings
+    variations: list[list[DecodedNote]]
 
 
 @dataclass
@@ -119,6 +134,12 @@ class LiveSession:
         self._trigger_cc_down = False
         # Set from any thread (panic, stop) to end a take being sampled now.
         self.cancel_take = threading.Event()
+        # How many note/pedal messages have arrived (set by the engine): a
+        # take being prepared ahead stops as soon as the player plays again.
+        self.input_counter: Callable[[], int] = lambda: 0
+        self._context_version = 0
+        self._prepared: _Prepared | None = None
+        self._prepare_tried: int | None = None
         self._accept(["BOS_None"])
         meter = self.grid.meter
         if (meter.numerator, meter.denominator) != (4, 4):
@@ -167,12 +188,39 @@ class LiveSession:
         return None
 
     def poll(self, now: float | None = None) -> Take | None:
-        """Let time pass: commit held notes, fire the silence trigger when due."""
+        """Let time pass: commit held notes, prepare the answer during a pause,
+        and fire the silence trigger when due."""
         now = self.clock.now() if now is None else now
         self._accept(self.encoder.advance(self.quarters_at(now)))
         if self.silence_trigger_due(now):
-            return self.trigger(now)
+            # The trigger time is the moment the silence reached N beats, so
+            # the answer's start matches the one prepared for it.
+            return self.trigger(self.next_silence_deadline() or now)
+        self._prepare_ahead(now)
         return None
+
+    def _prepare_ahead(self, now: float) -> None:
+        """Sample the take the silence trigger will ask for, while nobody plays.
+
+        Runs once per context, after every key is up and the phrase's tokens
+        are final (1/8 beat of silence); stops early if the player plays again.
+        The trigger then only has to hand the notes to the Player.
+        """
+        s = self.settings
+        deadline = self.next_silence_deadline()
+        if (not s.prepare_ahead or deadline is None or self._held
+                or self._prepare_tried == self._context_version
+                or now - (self._last_activity or now) < self.grid.seconds_per_beat / 8):
+            return
+        self._prepare_tried = self._context_version
+        window = self._take_window(deadline)
+        inputs = self.input_counter()
+        self.cancel_take.clear()
+        variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
+                              self.track, *window, max(1, s.variations), s.sampling(), seed=s.seed,
+                              should_stop=lambda: self.input_counter() != inputs or self.cancel_take.is_set())
+        if self.input_counter() == inputs and not self.cancel_take.is_set():
+            self._prepared = _Prepared(self._context_version, window, s, variations)
 
     def silence_trigger_due(self, now: float) -> bool:
         s = self.settings
@@ -190,6 +238,8 @@ class LiveSession:
     def _accept(self, tokens: list[str]) -> None:
         if not tokens:
             return
+        self._context_version += 1
+        self._prepared = None
         ids = [self.vocab[t] for t in tokens]
         for token in ids:
             self.track.update(token)
@@ -211,18 +261,27 @@ class LiveSession:
             return self.quarters_at(now)
         return self.quarters_at(self.grid.next_boundary(now, mode))
 
+    def _take_window(self, now: float) -> tuple[int, int]:
+        """(start, end) ticks of a take triggered at ``now``."""
+        start_q = self._start_quarters(now)
+        # Ticks on the REMI grid; round up so the answer never starts early.
+        start_tick = -(-int(round(start_q * TICKS_PER_QUARTER * 1000)) // 1000)
+        bar_quarters = self.grid.beats_per_bar * self.grid.meter.quarters_per_beat()
+        return start_tick, start_tick + int(round(self.settings.bars * bar_quarters * TICKS_PER_QUARTER))
+
     def trigger(self, now: float | None = None) -> Take:
-        """Answer now: flush the context, sample K variations, play the first."""
+        """Answer now: flush the context, sample K variations, play the first.
+
+        A take prepared during the pause for exactly this context, window and
+        settings is played as it is; otherwise row 0's notes go to the Player
+        as each is sampled.
+        """
         t0 = time.perf_counter()
         now = self.clock.now() if now is None else now
         s = self.settings
         self._held.clear()
         self._accept(self.encoder.flush(self.quarters_at(now)))
-        start_q = self._start_quarters(now)
-        # Ticks on the REMI grid; round up so the answer never starts early.
-        start_tick = -(-int(round(start_q * TICKS_PER_QUARTER * 1000)) // 1000)
-        bar_quarters = self.grid.beats_per_bar * self.grid.meter.quarters_per_beat()
-        end_tick = start_tick + int(round(s.bars * bar_quarters * TICKS_PER_QUARTER))
+        window = self._take_window(now)
         velocity = int(statistics.median(self._velocities)) if self._velocities else 80
         self.player.cancel()
         self.cancel_take.clear()
@@ -235,18 +294,27 @@ class LiveSession:
             if not first_note:
                 first_note.append(time.perf_counter() - t0)
 
-        assert self.runner.logits is not None
-        variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
-                              self.track, start_tick, end_tick, max(1, s.variations),
-                              s.sampling(), seed=s.seed, on_note=play,
-                              should_stop=self.cancel_take.is_set)
-        take = Take(len(self.takes) + 1, start_tick / TICKS_PER_QUARTER, variations, velocity,
-                    first_note_latency_s=first_note[0] if first_note else None)
+        prepared, self._prepared = self._prepared, None
+        if (prepared is not None and prepared.version == self._context_version
+                and prepared.window == window and prepared.settings == s):
+            variations = prepared.variations
+            self.player.schedule(self._planned(n, velocity) for n in variations[0])
+            if variations[0]:
+                first_note.append(time.perf_counter() - t0)
+        else:
+            assert self.runner.logits is not None
+            variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
+                                  self.track, *window, max(1, s.variations),
+                                  s.sampling(), seed=s.seed, on_note=play,
+                                  should_stop=self.cancel_take.is_set)
+        take = Take(len(self.takes) + 1, window[0] / TICKS_PER_QUARTER, variations, velocity,
+                    first_note_latency_s=first_note[0] if first_note else None,
+                    prepared=prepared is not None and variations is prepared.variations)
         self.takes.append(take)
         self.stats.takes += 1
         self._new_notes_since_take = False
-        log.info("take %d: %s notes in %d variation(s)", take.number,
-                 [len(v) for v in variations], len(variations))
+        log.info("take %d: %s notes in %d variation(s)%s", take.number,
+                 [len(v) for v in variations], len(variations), " (prepared)" if take.prepared else "")
         return take
 
     def _planned(self, note: DecodedNote, velocity: int, shift_q: float = 0.0) -> PlannedNote:
