@@ -5,4 +5,8 @@ import sys
 from copilot_app.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # e.g. `main.py tokenize x.mid | head`: the reader left
+        sys.stderr.close()
+        sys.exit(0)
