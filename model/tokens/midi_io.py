@@ -15,13 +15,13 @@ is one line fit for stderr.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
+from ..atomic_io import atomic_write_bytes
 from .config import DEFAULT_VELOCITY, TICKS_PER_QUARTER, build_tokenizer
 from .performance import (
     METER,
@@ -242,17 +242,7 @@ def write_midi(score: Score, path: str | os.PathLike[str]) -> None:
         score.tempos.append(Tempo(0, DEFAULT_TEMPO_QPM))
     if not len(score.time_signatures):
         score.time_signatures.append(TimeSignature(0, 4, 4))
-    data = score.dumps_midi()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, score.dumps_midi())
 
 
 def write_notes(
