@@ -18,20 +18,13 @@ import pytest
 
 from copilot_app.engine import midi_ports
 from tests.test_engine_continue import checkpoint  # noqa: F401  (fixture)
+from tests.helpers import wait_port
 from tests.test_engine_player import balance
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def wait_port(kind: int, fragment: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hits = [n for n in midi_ports.list_ports()[kind] if fragment in n]
-        if hits:
-            return hits[0]
-        time.sleep(0.1)
-    raise AssertionError(f"{fragment!r} never appeared: {midi_ports.list_ports()}")
 
 
 def test_listen_answers_a_phrase_on_jack_ports(checkpoint):  # noqa: F811

@@ -7,7 +7,6 @@ output, and Panic leaves every note-on with its note-off.
 from __future__ import annotations
 
 import queue
-import time
 
 import mido
 import pytest
@@ -20,19 +19,12 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from copilot_app.engine import midi_ports  # noqa: E402
 from copilot_app.ui.bridge import VIRTUAL  # noqa: E402
 from copilot_app.ui.main_window import MainWindow  # noqa: E402
+from tests.helpers import wait_port  # noqa: E402
 from tests.test_gui_live import tiny_model  # noqa: E402,F401  (fixture)
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
 
 
-def wait_port(kind: int, fragment: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hits = [n for n in midi_ports.list_ports()[kind] if fragment in n]
-        if hits:
-            return hits[0]
-        time.sleep(0.1)
-    raise AssertionError(f"{fragment!r} never appeared: {midi_ports.list_ports()}")
 
 
 def sounding(messages: list[mido.Message]) -> set[tuple[int, int]]:

@@ -9,21 +9,14 @@ import pytest
 import torch
 
 import model.fast_step as fs
-from model import RWKV7, RWKVConfig
+from model import RWKV7
+from tests.helpers import perturbed_model, rel
 
 
 def perturbed(seed: int = 0, **kw) -> RWKV7:
-    torch.manual_seed(seed)
-    m = RWKV7(RWKVConfig(**{**dict(vocab_size=61, n_layer=3, n_embd=128, head_size=64), **kw}))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.1)
-    return m.eval()
+    return perturbed_model(seed, **{**dict(vocab_size=61, n_layer=3, n_embd=128, head_size=64), **kw})
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.fixture()

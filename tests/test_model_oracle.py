@@ -11,6 +11,7 @@ import torch
 
 from model import RWKV7, RWKVConfig
 from model.export_rwkv import export_rwkv_pth
+from tests.helpers import perturbed_model, rel
 
 
 def rwkv_package():
@@ -25,20 +26,11 @@ def rwkv_package():
 
 
 def perturbed(seed: int) -> RWKV7:
-    torch.manual_seed(seed)
-    m = RWKV7(RWKVConfig(vocab_size=53, n_layer=3, n_embd=128, head_size=64))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.1)
-    return m.eval()
+    return perturbed_model(seed, vocab_size=53, n_layer=3, n_embd=128, head_size=64)
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
-# The package scripts its model with torch.jit, which torch 2.13 deprecates.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_rwkv_package_logits_match(tmp_path: Path) -> None:
     rwkv_model = rwkv_package()

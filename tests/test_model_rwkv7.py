@@ -8,24 +8,18 @@ from hypothesis import strategies as st
 
 from model import RWKV7, RWKVConfig, RWKVState
 from model.rwkv7 import cross_entropy
+from tests import helpers
+from tests.helpers import rel
 
 TINY = dict(vocab_size=37, n_layer=2, n_embd=128, head_size=64, ctx_len=128)
 
 
 def perturbed_model(seed: int = 0, **overrides) -> RWKV7:
-    """A model whose every weight is randomised: RWKV-LM's init zeroes the
-    output projections, which would make parity tests unable to fail."""
-    torch.manual_seed(seed)
-    m = RWKV7(RWKVConfig(**{**TINY, **overrides}))
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.1)
-    return m.eval()
+    return helpers.perturbed_model(seed, **{**TINY, **overrides})
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
 
 
 def step_all(m: RWKV7, tokens: torch.Tensor, impl: str) -> tuple[torch.Tensor, RWKVState]:
