@@ -8,6 +8,7 @@ else rtmidi's own default (ALSA, CoreMIDI, Windows MM).
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable
 
 import mido
@@ -17,11 +18,11 @@ VIRTUAL_IN = "Composer Copilot In"
 VIRTUAL_OUT = "Composer Copilot Out"
 CLIENT_NAME = "Composer Copilot"
 
-_API_NAMES = {
-    rtmidi.API_UNIX_JACK: "UNIX_JACK",
-    rtmidi.API_LINUX_ALSA: "LINUX_ALSA",
-    rtmidi.API_MACOSX_CORE: "MACOSX_CORE",
-    rtmidi.API_WINDOWS_MM: "WINDOWS_MM",
+_API_IDS = {
+    "UNIX_JACK": rtmidi.API_UNIX_JACK,
+    "LINUX_ALSA": rtmidi.API_LINUX_ALSA,
+    "MACOSX_CORE": rtmidi.API_MACOSX_CORE,
+    "WINDOWS_MM": rtmidi.API_WINDOWS_MM,
 }
 
 
@@ -67,18 +68,67 @@ def list_ports(api: str | None = None) -> tuple[list[str], list[str]]:
         raise MidiPortError(f"cannot list MIDI ports: {exc}") from exc
 
 
+class RtInput:
+    """A MIDI input on python-rtmidi directly, closed without a deadlock.
+
+    mido's input closes the rtmidi port with its Python callback still set.
+    With JACK, closing waits for the process thread to finish its cycle, and
+    if that thread is waiting for the GIL to run the callback while the
+    closing thread holds it, both wait forever (seen with MIDI arriving while
+    a port closes, e.g. a DAW's clock). Here the callback is cancelled first,
+    in-flight calls get a moment to finish, and only then is the port closed.
+    """
+
+    def __init__(self, name: str, callback: Callable[[mido.Message], None], *,
+                 virtual: bool, api: str | None) -> None:
+        self._rt = rtmidi.MidiIn(_API_IDS.get(api or "", rtmidi.API_UNSPECIFIED),
+                                 name=CLIENT_NAME if virtual else "Composer Copilot listener")
+        # Keep sysex and timing messages (MIDI clock); drop active sensing.
+        self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
+        if virtual:
+            self._rt.open_virtual_port(name)
+        else:
+            self._rt.open_port(self._rt.get_ports().index(name))
+        self.name = name
+        self.closed = False
+        self._callback = callback
+        self._rt.set_callback(self._on_message)
+
+    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
+        try:
+            msg = mido.Message.from_bytes(event[0])
+        except ValueError:  # a malformed message from a device: drop it
+            return
+        self._callback(msg)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._rt.cancel_callback()
+        time.sleep(0.05)  # sleeping releases the GIL: a callback in flight can finish
+        self._rt.close_port()
+        self._rt.delete()
+
+    def __enter__(self) -> "RtInput":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def open_input(name: str | None, callback: Callable[[mido.Message], None], *,
-               virtual: bool = False, api: str | None = None) -> mido.ports.BaseInput:
+               virtual: bool = False, api: str | None = None) -> RtInput:
     """Open an input by name (or a virtual one named ``name``).
 
     The callback runs on rtmidi's thread: it must only enqueue.
     """
-    b = backend(api)
+    api = api if api is not None else choose_api()
     try:
         if virtual:
-            return b.open_input(name or VIRTUAL_IN, virtual=True, callback=callback,
-                                client_name=CLIENT_NAME)
-        return b.open_input(_match(name, b.get_input_names(), "input"), callback=callback)
+            return RtInput(name or VIRTUAL_IN, callback, virtual=True, api=api)
+        resolved = _match(name, list_ports(api)[0], "input")
+        return RtInput(resolved, callback, virtual=False, api=api)
     except MidiPortError:
         raise
     except Exception as exc:
