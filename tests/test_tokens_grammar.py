@@ -111,3 +111,17 @@ def test_sampling_under_the_mask_gives_canonical_sequences(seed, length):
     last = max(n.start for n in notes)
     meters = [m for m in meters if m[0] <= last]
     assert encode_piece(QuantizedPiece(dedupe_and_sort(notes), meters)) == tokens
+
+
+def test_fork_is_independent_and_shares_the_vocabulary():
+    from model.tokens.grammar import RemiGrammar
+
+    g = RemiGrammar()
+    for tok in ["BOS_None", "Bar_None", "TimeSig_4/4", "Position_0", "Pitch_60", "Duration_1.0.12"]:
+        g.update(tok)
+    twin = g.fork()
+    assert twin.v is g.v
+    twin.update("Pitch_64")
+    twin.update("Duration_1.0.12")
+    assert twin.pitches_here == {60, 64} and g.pitches_here == {60}
+    assert (g.allowed() != twin.allowed()).any()

@@ -52,7 +52,7 @@ class ContextTrack:
     def fork(self) -> "ContextTrack":
         decoder = copy.copy(self.decoder)
         decoder.notes = []
-        return ContextTrack(copy.deepcopy(self.grammar), decoder, self.bar_start_tick, self.meter)
+        return ContextTrack(self.grammar.fork(), decoder, self.bar_start_tick, self.meter)
 
 
 def _time_floor_mask(track: ContextTrack, start_tick: int) -> np.ndarray | None:

@@ -21,6 +21,7 @@ Usage while sampling::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import numpy as np
@@ -134,6 +135,13 @@ class RemiGrammar:
         import torch
 
         return torch.from_numpy(self.allowed()).to(device)
+
+    def fork(self) -> "RemiGrammar":
+        """An independent copy of the state; the vocabulary tables are shared
+        (read-only), which makes forking K rows for a take cheap."""
+        twin = copy.copy(self)
+        twin.pitches_here = set(self.pitches_here)
+        return twin
 
     def is_complete(self) -> bool:
         """True where the sequence may end (nothing half-written)."""
