@@ -106,7 +106,7 @@ class RtInput:
             return
         self.closed = True
         self._rt.cancel_callback()
-        time.sleep(0.05)  # sleeping releases the GIL: a callback in flight can finish
+        time.sleep(0.01)  # sleeping releases the GIL: a callback in flight can finish
         self._rt.close_port()
         self._rt.delete()
 
