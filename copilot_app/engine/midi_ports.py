@@ -8,7 +8,7 @@ else rtmidi's own default (ALSA, CoreMIDI, Windows MM).
 from __future__ import annotations
 
 import os
-import time
+import threading
 from typing import Callable
 
 import mido
@@ -69,20 +69,25 @@ def list_ports(api: str | None = None) -> tuple[list[str], list[str]]:
 
 
 class RtInput:
-    """A MIDI input on python-rtmidi directly, closed without a deadlock.
+    """A MIDI input on python-rtmidi, read by a polling thread.
 
-    mido's input closes the rtmidi port with its Python callback still set.
-    With JACK, closing waits for the process thread to finish its cycle, and
-    if that thread is waiting for the GIL to run the callback while the
-    closing thread holds it, both wait forever (seen with MIDI arriving while
-    a port closes, e.g. a DAW's clock). Here the callback is cancelled first,
-    in-flight calls get a moment to finish, and only then is the port closed.
+    No Python code runs on the MIDI driver's thread. With a Python callback
+    there (mido's way), JACK's process thread must take the GIL, while any
+    thread creating or closing a JACK client holds the GIL inside
+    python-rtmidi and waits for that same process thread: both wait forever
+    (seen with a synchronous JACK server and when closing a port while MIDI
+    arrives). Here rtmidi queues messages in C++ and a small thread drains
+    the queue every millisecond, calling ``callback`` (which must only
+    enqueue) with each parsed message.
     """
+
+    POLL_S = 0.001
 
     def __init__(self, name: str, callback: Callable[[mido.Message], None], *,
                  virtual: bool, api: str | None) -> None:
         self._rt = rtmidi.MidiIn(_API_IDS.get(api or "", rtmidi.API_UNSPECIFIED),
-                                 name=CLIENT_NAME if virtual else "Composer Copilot listener")
+                                 name=CLIENT_NAME if virtual else "Composer Copilot listener",
+                                 queue_size_limit=4096)
         # Keep sysex and timing messages (MIDI clock); drop active sensing.
         self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
         if virtual:
@@ -92,21 +97,28 @@ class RtInput:
         self.name = name
         self.closed = False
         self._callback = callback
-        self._rt.set_callback(self._on_message)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name=f"midi-in {name}", daemon=True)
+        self._thread.start()
 
-    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
-        try:
-            msg = mido.Message.from_bytes(event[0])
-        except ValueError:  # a malformed message from a device: drop it
-            return
-        self._callback(msg)
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            event = self._rt.get_message()
+            if event is None:
+                self._stop.wait(self.POLL_S)
+                continue
+            try:
+                msg = mido.Message.from_bytes(event[0])
+            except ValueError:  # a malformed message from a device: drop it
+                continue
+            self._callback(msg)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._rt.cancel_callback()
-        time.sleep(0.01)  # sleeping releases the GIL: a callback in flight can finish
+        self._stop.set()
+        self._thread.join(timeout=1.0)
         self._rt.close_port()
         self._rt.delete()
 
