@@ -42,9 +42,8 @@ from copilot_app.engine.runtime_info import bundled_model  # noqa: E402
 from copilot_app.engine.session import LiveSession, SessionSettings  # noqa: E402
 from model import RWKV7, RWKVConfig, load_checkpoint  # noqa: E402
 from model.sampling import SamplingParams, sample  # noqa: E402
-from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer  # noqa: E402
+from model.tokens.config import build_tokenizer  # noqa: E402
 from model.tokens.midi_io import encode_file  # noqa: E402
-from model.tokens.performance import ticks_per_beat  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 
@@ -221,15 +220,24 @@ def jack_jitter(n_notes: int = 300, period: int = 64) -> dict | None:
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.1)
-        arrivals: dict[int, float] = {}
+        import rtmidi
+
         out = midi_ports.open_output("bench out", virtual=True)
         source = [n for n in midi_ports.list_ports()[0] if "bench out" in n][0]
+        # The receiver stamps each note-on in rtmidi's callback, on JACK's
+        # thread, as it arrives. (The app's inputs poll instead: a Python
+        # callback there can deadlock against a thread opening a JACK client,
+        # which this measurement never does while the callback is set.)
+        arrivals: dict[int, float] = {}
 
-        def stamp(msg) -> None:
-            if msg.type == "note_on" and msg.velocity:
-                arrivals[msg.note * 1000 + msg.velocity] = time.monotonic()
+        def stamp(event, _data) -> None:
+            data = event[0]
+            if len(data) == 3 and data[0] & 0xF0 == 0x90 and data[2] > 0:
+                arrivals[data[1] * 1000 + data[2]] = time.monotonic()
 
-        inp = midi_ports.open_input(source, stamp)
+        rx = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench rx")
+        rx.open_port(rx.get_ports().index(source))
+        rx.set_callback(stamp)
         time.sleep(0.5)
         player = Player(out)
         player.start()
@@ -244,7 +252,11 @@ def jack_jitter(n_notes: int = 300, period: int = 64) -> dict | None:
         player.schedule(notes)
         time.sleep(0.2 + n_notes * 0.02 + 0.5)
         player.close()
-        inp.close()
+        time.sleep(0.2)
+        rx.cancel_callback()
+        time.sleep(0.05)  # let a callback in flight finish before JACK closes the client
+        rx.close_port()
+        rx.delete()
         out.close()
         lags = [arrivals[k] - planned[k] for k in planned if k in arrivals]
         if len(lags) < n_notes * 0.9:
