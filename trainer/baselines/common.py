@@ -25,3 +25,20 @@ def matrix_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
     ]
+
+
+class BackboneMixin:
+    """The small interface every baseline shares with RWKV7 (device, size,
+    optimizer groups), written once for all of them."""
+
+    head: nn.Linear
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # type: ignore[attr-defined]
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        return matrix_decay_groups(self, weight_decay)  # type: ignore[arg-type]

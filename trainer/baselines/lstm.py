@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from trainer.baselines.common import matrix_decay_groups, select_targets
+from trainer.baselines.common import BackboneMixin, select_targets
 
 
 @dataclass
@@ -24,7 +24,7 @@ class LSTMConfig:
         return {"arch": "lstm", **dataclasses.asdict(self)}
 
 
-class LSTMLM(nn.Module):
+class LSTMLM(BackboneMixin, nn.Module):
     def __init__(self, cfg: LSTMConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -33,16 +33,6 @@ class LSTMLM(nn.Module):
                             dropout=cfg.dropout if cfg.n_layer > 1 else 0.0)
         self.ln_out = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-
-    @property
-    def device(self) -> torch.device:
-        return self.head.weight.device
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        return matrix_decay_groups(self, weight_decay)
 
     def forward(self, tokens: Tensor, target_index: Tensor | None = None) -> Tensor:
         x, _ = self.lstm(self.emb(tokens))  # [B,T,C]

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainer.baselines.common import matrix_decay_groups, select_targets
+from trainer.baselines.common import BackboneMixin, select_targets
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Block(nn.Module):
         return x + self.down(F.silu(g) * u), (k, v)
 
 
-class TransformerLM(nn.Module):
+class TransformerLM(BackboneMixin, nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -87,16 +87,6 @@ class TransformerLM(nn.Module):
             if p.dim() == 2:
                 std = 0.02 / (2 * cfg.n_layer) ** 0.5 if name.endswith(("proj.weight", "down.weight")) else 0.02
                 nn.init.normal_(p, std=std)
-
-    @property
-    def device(self) -> torch.device:
-        return self.head.weight.device
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        return matrix_decay_groups(self, weight_decay)
 
     def forward(self, tokens: Tensor, target_index: Tensor | None = None) -> Tensor:
         T = tokens.shape[1]
