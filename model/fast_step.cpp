@@ -8,8 +8,8 @@
 // Deliberately no torch headers: it builds in ~2 s with the system C++
 // compiler and is called through ctypes (model/fast_step.py), so a fresh CI
 // machine never spends a minute compiling a torch extension. Layouts are
-// exactly the PyTorch parameters' (nn.Linear weight = [out, in] row-major,
-// LoRA matrices = [in, out]); the Python side passes data pointers, no copies.
+// the PyTorch parameters' (LoRA matrices = [in, out]) except the big
+// nn.Linear matrices, which the Python side passes packed (see gemm_rows).
 // model/rwkv7.py's pure-PyTorch step is the reference it is tested against.
 
 #include <cmath>
@@ -38,7 +38,29 @@ constexpr float LN_EPS = 1e-5f;
 constexpr float GN_EPS = 64e-5f;
 constexpr float NORM_EPS = 1e-12f;  // F.normalize
 
-inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// exp that the compiler can vectorise. std::exp is a scalar libm call
+// (~10 ns) and a step needs ~1,000 of them per layer per batch row, which
+// made them the largest cost that grows with the batch. Range reduction
+// x = n ln2 + r, |r| <= ln2/2, then a degree-7 Taylor polynomial: relative
+// error ~1e-7, i.e. within an ulp or two of libm.
+inline float vexp(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // fmin/fmax would be libm calls
+    // round to nearest by the 1.5 * 2^23 trick (std::floor does not vectorise)
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;  // ln2 split hi/lo
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;  // 2^n, n in [-126, 127]
+    return p * __builtin_bit_cast(float, bits);  // memcpy here would block vectorisation
+}
+inline float sigmoidf(float x) { return 1.0f / (1.0f + vexp(-x)); }
+inline float vtanh(float x) { return 2.0f * sigmoidf(2.0f * x) - 1.0f; }
 
 void layer_norm(const float* x, const float* w, const float* b, float* y, int n, float eps) {
     float mean = 0.f;
@@ -61,65 +83,142 @@ inline float ld(const uint16_t* w, size_t i) {
     return f;
 }
 
-// y[b, o] = sum_i W[o, i] x[b, i]   (nn.Linear layout W [O, I])
-template <typename WT>
-void linear_oi_t(const WT* __restrict W, const float* __restrict x, float* __restrict y, int B, int I, int O) {
-    int b = 0;
-    for (; b + 4 <= B; b += 4) {  // 4 rows share each weight row: 4x less traffic
-        const float *x0 = x + (size_t)b * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;
-        for (int o = 0; o < O; o++) {
-            const WT* w = W + (size_t)o * I;
-            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
+// y[b, o] = sum_i x[b, i] W[o, i] for the big (nn.Linear) matrices, which
+// the Python side hands over packed: blocks of OB outputs, each block
+// [I, OB] contiguous (outputs padded with zeros to a multiple of OB).
+//
+// Why packed: outputs contiguous let the inner loop run along o with x[b, i]
+// broadcast, so there is no horizontal reduction and each weight vector
+// loaded serves up to 4 batch rows; a block of NB rows x OB outputs keeps its
+// NB * OB / 16 accumulators in registers. Blocks contiguous make the whole
+// matrix one sequential stream, which is what bounds a batch-1 step (the
+// weights live in L3, not L2) and what the hardware prefetcher likes best.
+constexpr int OB = 64;
+
+// The LoRA matrices ([I, O], used as x @ W, small enough to sit in L2) go
+// through the same kernel unpacked: row i of block o0 is at W + i * O + o0.
+template <typename WT, int NB, bool PACKED>
+void gemm_rows(const WT* __restrict W, const float* __restrict x, float* __restrict y, int I, int O) {
+    for (int o0 = 0; o0 < O; o0 += OB) {
+        const WT* Wb = PACKED ? W + (size_t)o0 * I : W + o0;
+        const size_t ldw = PACKED ? OB : (size_t)O;
+        const int ow = O - o0 < OB ? O - o0 : OB;  // ragged last block (e.g. the head's 330 outputs)
+        float acc[NB][OB] = {};
+        if (PACKED || ow == OB) {  // packed blocks are zero-padded: always full width
             for (int i = 0; i < I; i++) {
-                const float wi = ld(w, i);
-                s0 += wi * x0[i]; s1 += wi * x1[i]; s2 += wi * x2[i]; s3 += wi * x3[i];
+                const WT* w = Wb + i * ldw;
+                for (int b = 0; b < NB; b++) {
+                    const float xb = x[(size_t)b * I + i];
+#pragma omp simd
+                    for (int j = 0; j < OB; j++) acc[b][j] += xb * ld(w, j);
+                }
             }
-            y[(size_t)b * O + o] = s0; y[(size_t)(b + 1) * O + o] = s1;
-            y[(size_t)(b + 2) * O + o] = s2; y[(size_t)(b + 3) * O + o] = s3;
-        }
-    }
-    for (; b < B; b++) {  // leftover rows: 4 output rows at a time for ILP
-        const float* xb = x + (size_t)b * I;
-        float* yb = y + (size_t)b * O;
-        int o = 0;
-        for (; o + 4 <= O; o += 4) {
-            const WT *w0 = W + (size_t)o * I, *w1 = w0 + I, *w2 = w1 + I, *w3 = w2 + I;
-            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        } else {
             for (int i = 0; i < I; i++) {
-                const float xi = xb[i];
-                s0 += ld(w0, i) * xi; s1 += ld(w1, i) * xi; s2 += ld(w2, i) * xi; s3 += ld(w3, i) * xi;
+                const WT* w = Wb + i * ldw;
+                for (int b = 0; b < NB; b++) {
+                    const float xb = x[(size_t)b * I + i];
+#pragma omp simd
+                    for (int j = 0; j < ow; j++) acc[b][j] += xb * ld(w, j);
+                }
             }
-            yb[o] = s0; yb[o + 1] = s1; yb[o + 2] = s2; yb[o + 3] = s3;
         }
-        for (; o < O; o++) {
-            const WT* w = W + (size_t)o * I;
-            float s = 0.f;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < I; i++) s += ld(w, i) * xb[i];
-            yb[o] = s;
-        }
+        for (int b = 0; b < NB; b++) std::memcpy(y + (size_t)b * O + o0, acc[b], sizeof(float) * ow);
     }
 }
 
-void linear_oi(const void* W, bool bf16, const float* x, float* y, int B, int I, int O) {
-    if (bf16) linear_oi_t((const uint16_t*)W, x, y, B, I, O);
-    else linear_oi_t((const float*)W, x, y, B, I, O);
+template <typename WT, bool PACKED>
+void gemm(const WT* W, const float* x, float* y, int B, int I, int O) {
+    int b = 0;
+    for (; b + 4 <= B; b += 4) gemm_rows<WT, 4, PACKED>(W, x + (size_t)b * I, y + (size_t)b * O, I, O);
+    switch (B - b) {
+        case 3: gemm_rows<WT, 3, PACKED>(W, x + (size_t)b * I, y + (size_t)b * O, I, O); break;
+        case 2: gemm_rows<WT, 2, PACKED>(W, x + (size_t)b * I, y + (size_t)b * O, I, O); break;
+        case 1: gemm_rows<WT, 1, PACKED>(W, x + (size_t)b * I, y + (size_t)b * O, I, O); break;
+        default: break;
+    }
+}
+
+void linear_io(const void* W, bool bf16, const float* x, float* y, int B, int I, int O) {
+    if (bf16) gemm<uint16_t, true>((const uint16_t*)W, x, y, B, I, O);
+    else gemm<float, true>((const float*)W, x, y, B, I, O);
 }
 
 // y[b, o] = sum_i x[b, i] W[i, o]   (LoRA layout W [I, O], used as x @ W)
-void matmul_io(const float* __restrict x, const float* __restrict W, float* __restrict y, int B, int I, int O) {
-    std::memset(y, 0, sizeof(float) * (size_t)B * O);
-    for (int i = 0; i < I; i++) {
-        const float* w = W + (size_t)i * O;
-        for (int b = 0; b < B; b++) {
-            const float xi = x[(size_t)b * I + i];
-            float* yb = y + (size_t)b * O;
+void matmul_io(const float* x, const float* W, float* y, int B, int I, int O) {
+    gemm<float, false>(W, x, y, B, I, O);
+}
+
+// Elementwise parts of the time mix, one batch row each, written with
+// restrict row pointers so the compiler vectorises them.
+void lerp6(const float* __restrict xa, float* __restrict prev, const float* const* P, float* __restrict xr,
+           float* __restrict xw, float* __restrict xk, float* __restrict xv, float* __restrict xaa,
+           float* __restrict xg, int C) {
+    const float *__restrict mr = P[X_R], *__restrict mw = P[X_W], *__restrict mk = P[X_K],
+                *__restrict mv = P[X_V], *__restrict ma = P[X_A], *__restrict mg = P[X_G];
 #pragma omp simd
-            for (int o = 0; o < O; o++) yb[o] += xi * w[o];
-        }
+    for (int c = 0; c < C; c++) {
+        const float xc = xa[c], d = prev[c] - xc;
+        xr[c] = xc + d * mr[c]; xw[c] = xc + d * mw[c]; xk[c] = xc + d * mk[c];
+        xv[c] = xc + d * mv[c]; xaa[c] = xc + d * ma[c]; xg[c] = xc + d * mg[c];
+        prev[c] = xc;  // token shift: this token's input is the next one's "previous"
     }
+}
+
+void value_residual(float* __restrict v, const float* __restrict vfirst, const float* __restrict lora,
+                    const float* __restrict v0, int C) {
+#pragma omp simd
+    for (int c = 0; c < C; c++) v[c] += (vfirst[c] - v[c]) * sigmoidf(v0[c] + lora[c]);
+}
+
+// a = sigmoid(a0 + lora_a); w = exp(-e^-0.5 sigmoid(w0 + lora_w)), in (0.545, 1); kk = k * k_k
+void rates(float* __restrict a, float* __restrict z, float* __restrict kk, const float* __restrict k,
+           const float* const* P, int C) {
+    const float *__restrict a0 = P[A0], *__restrict w0 = P[W0], *__restrict k_k = P[K_K];
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        a[c] = sigmoidf(a0[c] + a[c]);
+        z[c] = vexp(-DECAY_SCALE * sigmoidf(w0[c] + z[c]));
+        kk[c] = k[c] * k_k[c];
+    }
+}
+
+// Sum of 16 partial sums as a tree: independent adds, where an OpenMP simd
+// reduction of a row here became 16 dependent scalar adds per row.
+inline float sum16(float* acc) {
+    for (int w = 8; w; w >>= 1)
+        for (int t = 0; t < w; t++) acc[t] += acc[t + w];
+    return acc[0];
+}
+
+// One row i of the WKV state: Si <- Si diag(w) + (Si . -kk) (kk * a) + v_i k,
+// returns Si . r (the row's output before the GroupNorm).
+inline float wkv_row(float* __restrict Si, const float* __restrict kk, const float* __restrict w,
+                     const float* __restrict bb, const float* __restrict k, const float* __restrict r,
+                     float vi, int N) {
+    float acc[16] = {};
+    int j = 0;
+    for (; j + 16 <= N; j += 16)
+#pragma omp simd
+        for (int t = 0; t < 16; t++) acc[t] += Si[j + t] * kk[j + t];
+    float sa = -sum16(acc);
+    for (; j < N; j++) sa -= Si[j] * kk[j];
+    float acc2[16] = {};
+    j = 0;
+    for (; j + 16 <= N; j += 16)
+#pragma omp simd
+        for (int t = 0; t < 16; t++) {
+            const float s = Si[j + t] * w[j + t] + sa * bb[j + t] + vi * k[j + t];
+            Si[j + t] = s;
+            acc2[t] += s * r[j + t];
+        }
+    float yi = sum16(acc2);
+    for (; j < N; j++) {
+        const float s = Si[j] * w[j] + sa * bb[j] + vi * k[j];
+        Si[j] = s;
+        yi += s * r[j];
+    }
+    return yi;
 }
 
 }  // namespace
@@ -154,7 +253,10 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
         layer_norm(G[EMB] + (size_t)tokens[b] * C, G[LN0_W], G[LN0_B], x + (size_t)b * C, C, LN_EPS);
 
     for (int l = 0; l < L; l++) {
-        const float* const* P = weights + (size_t)l * N_SLOTS;
+        // A local copy of the layer's pointer table: the compiler can then
+        // treat P[...] as loop invariant and vectorise the elementwise loops.
+        const float* P[N_SLOTS];
+        std::memcpy(P, weights + (size_t)l * N_SLOTS, sizeof P);
         float* ax = att_x + (size_t)l * BC;
         float* fx = ffn_x + (size_t)l * BC;
         float* S_l = wkv + (size_t)l * B * H * N * N;
@@ -163,27 +265,23 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
         for (int b = 0; b < B; b++) {
             float* xab = xa + (size_t)b * C;
             layer_norm(x + (size_t)b * C, P[LN1_W], P[LN1_B], xab, C, LN_EPS);
-            float* axb = ax + (size_t)b * C;
-            for (int c = 0; c < C; c++) {
-                const float d = axb[c] - xab[c], xc = xab[c];
-                const size_t i = (size_t)b * C + c;
-                xr[i] = xc + d * P[X_R][c]; xw[i] = xc + d * P[X_W][c]; xk[i] = xc + d * P[X_K][c];
-                xv[i] = xc + d * P[X_V][c]; xaa[i] = xc + d * P[X_A][c]; xg[i] = xc + d * P[X_G][c];
-                axb[c] = xc;
-            }
+            const size_t o = (size_t)b * C;
+            lerp6(xab, ax + o, P, xr + o, xw + o, xk + o, xv + o, xaa + o, xg + o, C);
         }
-        linear_oi(P[ATT_R], bf, xr, r, B, C, C);
-        linear_oi(P[ATT_K], bf, xk, k, B, C, C);
-        linear_oi(P[ATT_V], bf, xv, v, B, C, C);
+        linear_io(P[ATT_R], bf, xr, r, B, C, C);
+        linear_io(P[ATT_K], bf, xk, k, B, C, C);
+        linear_io(P[ATT_V], bf, xv, v, B, C, C);
         // decay LoRA: z = w0 + tanh(xw @ w1) @ w2
         matmul_io(xw, P[W1], lo, B, C, Dw);
-        for (size_t i = 0; i < (size_t)B * Dw; i++) lo[i] = std::tanh(lo[i]);
+#pragma omp simd
+        for (size_t i = 0; i < (size_t)B * Dw; i++) lo[i] = vtanh(lo[i]);
         matmul_io(lo, P[W2], z, B, Dw, C);
         // in-context rate: a = sigmoid(a0 + (xa @ a1) @ a2)
         matmul_io(xaa, P[A1], lo, B, C, Da);
         matmul_io(lo, P[A2], a, B, Da, C);
         // gate: g = sigmoid(xg @ g1) @ g2
         matmul_io(xg, P[G1], lo, B, C, Dg);
+#pragma omp simd
         for (size_t i = 0; i < (size_t)B * Dg; i++) lo[i] = sigmoidf(lo[i]);
         matmul_io(lo, P[G2], g, B, Dg, C);
         if (l == 0) {
@@ -191,19 +289,15 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
         } else {  // value residual towards layer 0
             matmul_io(xv, P[V1], lo, B, C, Dv);
             matmul_io(lo, P[V2], tmp, B, Dv, C);
-            for (int b = 0; b < B; b++)
-                for (int c = 0; c < C; c++) {
-                    const size_t i = (size_t)b * C + c;
-                    v[i] += (vfirst[i] - v[i]) * sigmoidf(P[V0][c] + tmp[i]);
-                }
-        }
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < C; c++) {
-                const size_t i = (size_t)b * C + c;
-                a[i] = sigmoidf(P[A0][c] + a[i]);
-                z[i] = std::exp(-DECAY_SCALE * sigmoidf(P[W0][c] + z[i]));  // decay w in (0.545, 1)
-                kk[i] = k[i] * P[K_K][c];
+            for (int b = 0; b < B; b++) {
+                const size_t o = (size_t)b * C;
+                value_residual(v + o, vfirst + o, tmp + o, P[V0], C);
             }
+        }
+        for (int b = 0; b < B; b++) {
+            const size_t o = (size_t)b * C;
+            rates(a + o, z + o, kk + o, k + o, P, C);
+        }
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++) {
                 float* kkh = kk + (size_t)b * C + (size_t)h * N;
@@ -212,9 +306,11 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
                 const float inv = 1.0f / std::fmax(std::sqrt(ss), NORM_EPS);
                 for (int j = 0; j < N; j++) kkh[j] *= inv;
             }
-        for (size_t i = 0; i < BC; i++) {
-            const int c = (int)(i % C);
-            k[i] = k[i] * (1.0f + (a[i] - 1.0f) * P[K_A][c]);
+        for (int b = 0; b < B; b++) {
+            float* __restrict kb = k + (size_t)b * C;
+            const float *__restrict ab = a + (size_t)b * C, *__restrict ka = P[K_A];
+#pragma omp simd
+            for (int c = 0; c < C; c++) kb[c] *= 1.0f + (ab[c] - 1.0f) * ka[c];
         }
 
         // ---- WKV: S = S diag(w) + (S a) b^T + v k^T, y = S r, with a = -kk, b = kk*a
@@ -225,21 +321,7 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
                 float bb[256];  // N <= 256 (checked in Python)
                 for (int j = 0; j < N; j++) bb[j] = kkh[j] * ah[j];
                 float* S = S_l + ((size_t)b * H + h) * N * N;
-                for (int i = 0; i < N; i++) {
-                    float* Si = S + (size_t)i * N;
-                    float sa = 0.f;
-#pragma omp simd reduction(+ : sa)
-                    for (int j = 0; j < N; j++) sa -= Si[j] * kkh[j];
-                    const float vi = vh[i];
-                    float yi = 0.f;
-#pragma omp simd reduction(+ : yi)
-                    for (int j = 0; j < N; j++) {
-                        const float s = Si[j] * wh[j] + sa * bb[j] + vi * kh[j];
-                        Si[j] = s;
-                        yi += s * rh[j];
-                    }
-                    y[o + i] = yi;
-                }
+                for (int i = 0; i < N; i++) y[o + i] = wkv_row(S + (size_t)i * N, kkh, wh, bb, kh, rh, vh[i], N);
                 // per-head GroupNorm, then the r.k bonus and the gate
                 float mean = 0.f, var = 0.f;
                 for (int i = 0; i < N; i++) mean += y[o + i];
@@ -255,7 +337,7 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
                     y[o + i] = (yn + rk * vh[i]) * g[o + i];
                 }
             }
-        linear_oi(P[ATT_O], bf, y, tmp, B, C, C);
+        linear_io(P[ATT_O], bf, y, tmp, B, C, C);
         for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
 
         // ---- channel mix
@@ -268,15 +350,15 @@ int rwkv7_step(const float* const* weights, const int64_t* dims, int B, const in
                 fxb[c] = xfb[c];
             }
         }
-        linear_oi(P[FFN_K], bf, xx, hid, B, C, F);
+        linear_io(P[FFN_K], bf, xx, hid, B, C, F);
         for (size_t i = 0; i < (size_t)B * F; i++) { const float h = hid[i] > 0.f ? hid[i] : 0.f; hid[i] = h * h; }
-        linear_oi(P[FFN_V], bf, hid, tmp, B, F, C);
+        linear_io(P[FFN_V], bf, hid, tmp, B, F, C);
         for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
     }
 
     for (int b = 0; b < B; b++)
         layer_norm(x + (size_t)b * C, G[LNOUT_W], G[LNOUT_B], xa + (size_t)b * C, C, LN_EPS);
-    linear_oi(G[HEAD], bf, xa, logits, B, C, V);
+    linear_io(G[HEAD], bf, xa, logits, B, C, V);
     std::free(buf);
     return 0;
 }

@@ -44,11 +44,21 @@ LAYER_SLOTS = (
     "ffn.x_k", "ffn.key.weight", "ffn.value.weight",
 )  # fmt: skip
 GLOBAL_SLOTS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias", "head.weight")
-# The matrices that hold ~all the bytes a step reads; "bf16" precision keeps
-# bf16 copies of exactly these (the C side reads them as raw uint16).
+# The matrices that hold ~all the bytes a step reads. The runner keeps packed
+# copies (blocks of PACK outputs, each [in, PACK]: see gemm_rows in the C++),
+# in bf16 for the "bf16" precision (the C side reads those as raw uint16).
 BIG_MATRICES = ("att.receptance.weight", "att.key.weight", "att.value.weight", "att.output.weight",
                 "ffn.key.weight", "ffn.value.weight", "head.weight")  # fmt: skip
 PRECISIONS = ("fp32", "bf16")
+PACK = 64  # OB in fast_step.cpp
+
+
+def pack_linear(w: Tensor, dtype: torch.dtype) -> Tensor:
+    """nn.Linear weight [O, I] -> [ceil(O / PACK), I, PACK], zero-padded outputs."""
+    out_f, in_f = w.shape
+    pad = -out_f % PACK
+    wt = torch.nn.functional.pad(w.detach(), (0, 0, 0, pad))  # [O + pad, I]
+    return wt.view(-1, PACK, in_f).transpose(1, 2).to(dtype).contiguous()
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -133,9 +143,9 @@ def load_library() -> ctypes.CDLL | None:
 
 
 class _Runner:
-    """Pointer table for one model's parameters. fp32: the parameters' own
-    storage (no copies). bf16: bf16 copies of BIG_MATRICES, refreshed when a
-    source parameter changes (its autograd version counter moves)."""
+    """Pointer table for one model's parameters: their own storage, except
+    packed (and for bf16, converted) copies of BIG_MATRICES, refreshed
+    when a source parameter changes (its autograd version counter moves)."""
 
     def __init__(self, model: "RWKV7", precision: str) -> None:
         cfg = model.cfg
@@ -167,9 +177,10 @@ class _Runner:
     def _ptr(self, t: Tensor, big: bool) -> int:
         if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
             raise ValueError("native step needs contiguous fp32 CPU parameters")
-        if big and self.precision == "bf16":
+        if big:
             self.sources.append(t)
-            t = t.detach().to(torch.bfloat16).contiguous()
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            t = pack_linear(t, dtype)
         self.keep.append(t)
         return t.data_ptr()
 

@@ -147,7 +147,7 @@ def test_corpus_folder_is_read_with_its_own_split(tmp_path, seqs):
     off = {"train": 0, "val": 0}
     for k, a in enumerate(ids):
         split = "val" if k == 2 else "train"
-        rows.append({"id": f"p{k}", "source": "t", "title": "t", "path": "t", "number": None,
+        rows.append({"id": f"p{k}", "source": "ab"[k % 2], "title": "t", "path": "t", "number": None,
                      "split": split, "offset": off[split], "tokens": len(a), "bars": 1, "notes": 5})
         arrays[split].append(a)
         off[split] += len(a)
@@ -157,6 +157,10 @@ def test_corpus_folder_is_read_with_its_own_split(tmp_path, seqs):
     d = load_data([str(tmp_path)])
     assert d.train.names == ["p0", "p1"] and d.val.names == ["p2"]
     assert np.array_equal(d.val.ids[0], ids[2])
+    without_a = load_data([str(tmp_path)], exclude_sources=["a"])  # p0 and p2 are from source "a"
+    assert without_a.train.names == ["p1"] and without_a.summary()["excluded_sources"] == ["a"]
+    with pytest.raises(ValueError, match="no source named x"):
+        load_data([str(tmp_path)], exclude_sources=["x"])
     (tmp_path / "tokenizer.json").write_text(json.dumps({**tokenizer_config(), "version": 999}))
     with pytest.raises(ValueError):
         load_data([str(tmp_path)])

@@ -128,7 +128,7 @@ def _train(args: argparse.Namespace, device: torch.device, progress: Progress, o
     from trainer.models import build_model
     from trainer.resume import read_resume
 
-    data = load_data(args.data, args.val_fraction, args.seed)
+    data = load_data(args.data, args.val_fraction, args.seed, args.exclude_source)
     report_skipped(progress, data)
     fine_tune = bool(args.base)
     d = choose_defaults(fine_tune, data.train.tokens, args.ctx_len, args.batch_size)

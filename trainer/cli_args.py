@@ -33,6 +33,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                         help="evals without improvement before stopping (default 3 for a fine-tune, 0 = never)")
     parser.add_argument("--objective", choices=("lm", "completion", "mix"), default="lm",
                         help="language-model windows, 4+2-bar completion windows, or both")
+    parser.add_argument("--exclude-source", nargs="+", default=[], metavar="NAME",
+                        help="leave out a corpus's pieces from these sources (e.g. oneills1850); "
+                             "names as in the corpus report.json")
     parser.add_argument("--val-fraction", type=float, default=0.15,
                         help="pieces held out for validation from MIDI folders (corpora bring their own split)")
     parser.add_argument("--max-transpose", type=int, default=6,

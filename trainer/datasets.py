@@ -74,6 +74,8 @@ class Data:
     skipped: list[str]  # one line per MIDI file that could not be used
     sources: list[str]  # what was read, for the checkpoint's data summary
     corpus_skipped: int = 0  # units a corpus build skipped (listed in its report.json)
+    excluded_sources: tuple[str, ...] = ()
+
 
     def summary(self) -> dict:
         return {
@@ -83,26 +85,34 @@ class Data:
             "train_tokens": self.train.tokens,
             "val_tokens": self.val.tokens,
             "skipped": len(self.skipped) + self.corpus_skipped,
-        }
+        } | ({"excluded_sources": list(self.excluded_sources)} if self.excluded_sources else {})
 
 
 def is_corpus_dir(path: Path) -> bool:
     return (path / "tokenizer.json").exists() and (path / "manifest.jsonl").exists()
 
 
-def load_corpus(path: Path, splits: Sequence[str] = ("train", "val")) -> dict[str, PieceSet]:
-    """The pieces of a ``python -m trainer corpus`` folder, per split."""
+def load_corpus(path: Path, splits: Sequence[str] = ("train", "val"),
+                exclude_sources: Sequence[str] = ()) -> dict[str, PieceSet]:
+    """The pieces of a ``python -m trainer corpus`` folder, per split, without
+    the pieces of ``exclude_sources`` (e.g. a base model that never saw folk tunes)."""
     from trainer.corpus import load_corpus_tokenizer_check
 
     load_corpus_tokenizer_check(path)  # refuses another tokenizer's ids
+    seen_sources: set[str] = set()
     arrays = {s: np.load(path / f"{s}.npy", mmap_mode="r") for s in splits}
     out = {s: PieceSet() for s in splits}
     with (path / "manifest.jsonl").open() as fh:
         for line in fh:
             e = json.loads(line)
-            if e["split"] in out:
+            seen_sources.add(e["source"])
+            if e["split"] in out and e["source"] not in exclude_sources:
                 arr = arrays[e["split"]][e["offset"]: e["offset"] + e["tokens"]]
                 out[e["split"]].add(np.array(arr), e["id"], e["notes"])
+    unknown = sorted(set(exclude_sources) - seen_sources)
+    if unknown:  # a typo would silently train on everything
+        raise ValueError(f"{path}: no source named {', '.join(unknown)} "
+                         f"(sources: {', '.join(sorted(seen_sources))})")
     return out
 
 
@@ -137,8 +147,10 @@ def hold_out(pieces: PieceSet, fraction: float, seed: int) -> tuple[PieceSet, Pi
     return train, val
 
 
-def load_data(dirs: Iterable[str], val_fraction: float = 0.15, seed: int = 0) -> Data:
-    """Corpus folders give their own split; MIDI folders are split here by piece."""
+def load_data(dirs: Iterable[str], val_fraction: float = 0.15, seed: int = 0,
+              exclude_sources: Sequence[str] = ()) -> Data:
+    """Corpus folders give their own split; MIDI folders are split here by piece.
+    ``exclude_sources`` drops a corpus's pieces of those sources (MIDI folders have none)."""
     train, val, skipped, sources = PieceSet(), PieceSet(), [], []
     corpus_skipped = 0
     for d in dirs:
@@ -146,7 +158,7 @@ def load_data(dirs: Iterable[str], val_fraction: float = 0.15, seed: int = 0) ->
         if not path.is_dir():
             raise ValueError(f"not a folder: {d}")
         if is_corpus_dir(path):
-            parts = load_corpus(path)
+            parts = load_corpus(path, exclude_sources=exclude_sources)
             train.extend(parts["train"])
             val.extend(parts["val"])
             report = path / "report.json"
@@ -164,7 +176,7 @@ def load_data(dirs: Iterable[str], val_fraction: float = 0.15, seed: int = 0) ->
                          + (f" ({len(skipped)} files skipped)" if skipped else ""))
     if not len(val):  # a single piece: validate on it rather than not at all
         val = train
-    return Data(train, val, skipped, sources, corpus_skipped)
+    return Data(train, val, skipped, sources, corpus_skipped, tuple(exclude_sources))
 
 
 # -- windows -------------------------------------------------------------------------
