@@ -86,3 +86,47 @@ def test_panic_during_generation_stops_the_take(tiny_model):  # noqa: F811
     # A 64-bar answer was cut short: far fewer notes than 64 bars would hold.
     assert sum(1 for m in port.messages if m.type == "note_on") < 200
     assert balance(port.messages) == {}
+
+
+def test_take_commands_tempo_and_grid_run_on_the_engine_thread(tiny_model):  # noqa: F811
+    import threading
+
+    from copilot_app.engine.clock import Meter
+
+    port, takes, changed, threads = RecordingPort(), [], [], set()
+
+    def on_change(take):
+        threads.add(threading.current_thread().name)
+        changed.append((take, take.chosen, take.accepted))
+
+    engine = LiveEngine(tiny_model, port, settings=SessionSettings(seed=4, trigger_beats=0, variations=2),
+                        on_take=takes.append, on_change=on_change)
+    with engine:
+        for pitch in (60, 64):
+            engine.midi_callback(mido.Message("note_on", note=pitch, velocity=70))
+            engine.midi_callback(mido.Message("note_off", note=pitch))
+        engine.trigger()
+        engine.trigger()
+        assert wait_until(lambda: len(takes) == 2, timeout=20)
+        first, second = takes
+        engine.audition(first, 1)                        # an older take, not only the last
+        assert wait_until(lambda: (first, 1, False) in changed, timeout=5)
+        assert engine.session.playing is first
+        engine.accept(first, 1)
+        assert wait_until(lambda: (first, 1, True) in changed, timeout=5)
+        engine.discard(first)
+        assert wait_until(lambda: first not in engine.session.takes, timeout=5)
+        assert engine.session.playing is None and engine.player.pending == 0
+        engine.set_tempo(90.0)
+        assert wait_until(lambda: engine.session.grid.bpm == 90.0, timeout=5)
+        engine.set_metronome(True)
+        engine.set_grid(Meter(3, 4))
+        assert wait_until(lambda: engine.session.grid.meter == Meter(3, 4), timeout=5)
+        assert engine.session.grid.bpm == 90.0          # the tempo carries over
+        assert engine.metronome.grid is engine.session.grid and engine.metronome.enabled
+        assert wait_until(lambda: any(m.channel == 9 for m in port.messages if m.type == "note_on"), timeout=5)
+        assert engine.session.takes == [second]
+        engine.set_grid(Meter(4, 4), clock_source="midi")
+        assert wait_until(lambda: type(engine.session.grid).__name__ == "MidiClockGrid", timeout=5)
+    assert threads == {"copilot-engine"}
+    assert balance(port.messages) == {}

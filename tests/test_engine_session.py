@@ -217,3 +217,81 @@ def test_playing_again_drops_or_stops_the_prepared_answer(tiny_model):
     play(session, clock, PHRASE)
     session.poll(2.1)
     assert session._prepared is None
+
+
+def test_an_older_take_can_be_auditioned_and_a_playing_take_discarded(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=21, variations=2))
+    play(session, clock, PHRASE)
+    first = session.trigger(2.0)
+    play(session, clock, [(6.0, "on", 62), (6.4, "off", 62)])
+    second = session.trigger(6.5)
+    assert session.playing is second and first.notes(1), "the tiny model answered with silence"
+    # Audition variation 2 of the *first* take (not the last): from the next bar line (8.0 s).
+    assert session.audition(1, now=7.0, take=first.number) is first
+    assert first.chosen == 1 and second.chosen == 0 and session.playing is first
+    shift = session.quarters_at(8.0) - first.start_quarters
+    want = sorted(session._planned(n, first.velocity, shift).start for n in first.notes(1))
+    assert player.pending == 2 * len(want)  # a note-on and a note-off each
+    player.pump(want[0] + 0.001)           # its first note sounds now
+    assert player.open_notes
+    # Discarding the take that plays stops it, with every note-off.
+    assert session.discard(first) is first
+    assert first not in session.takes and session.playing is None
+    assert player.pending == 0 and player.open_notes == set()
+    assert balance(port.messages) == {}
+    assert session.discard(first) is None  # already gone
+    # Discarding a take that is not playing leaves playback alone.
+    third = session.trigger(12.5)
+    assert third.number == 3                # numbers are never given twice
+    pending = player.pending
+    assert session.discard(second) is second and player.pending == pending
+    assert session.takes == [third]
+    player.pump(100.0)
+    assert balance(port.messages) == {}
+
+
+def test_accept_any_take_with_a_chosen_variation(tiny_model):
+    session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=22, variations=3))
+    play(session, clock, PHRASE)
+    first = session.trigger(2.0)
+    second = session.trigger(2.5)
+    assert session.accept(first, 2) is first and first.accepted and first.chosen == 2
+    assert not second.accepted
+    assert session.accept() is second        # default: the last take, as before
+
+
+def test_set_tempo_keeps_the_beat_and_the_quarters(tiny_model):
+    session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=23, start_on="bar"))
+    play(session, clock, PHRASE)
+    before = session.quarters_at(3.0)         # 120 BPM: 6 quarters at 3.0 s
+    session.set_tempo(60.0, now=3.0)
+    assert session.quarters_at(3.0) == pytest.approx(before)
+    assert session.grid.bpm == 60.0 and session.grid.seconds_per_beat == pytest.approx(1.0)
+    # The next bar line (quarter 8) is now 2 s away, not 1 s.
+    assert session.grid.next_boundary(3.0, "bar") == pytest.approx(5.0)
+    take = session.trigger(3.0)
+    assert take.start_quarters == pytest.approx(8.0)
+    with pytest.raises(ValueError):
+        session.set_tempo(5.0)
+
+
+def test_set_grid_starts_a_new_timeline_and_keeps_the_takes(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=24, start_on="now"))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    player.pump(2.0 + 0.2)
+    assert take.notes()
+    clock.set(2.3)
+    session.set_grid(InternalGrid(BPM, Meter(3, 4), origin=2.3))
+    # Playback stopped with its note-offs; the context starts over on the new grid.
+    assert player.pending == 0 and player.open_notes == set() and balance(port.messages) == {}
+    assert session.grid.meter == Meter(3, 4) and session.quarters_at(2.3) == 0.0
+    assert session.takes == [take] and session.playing is None
+    assert session.runner.logits is not None  # BOS and the 3/4 TimeSig went in
+    session.settings.start_on = "bar"
+    play(session, clock, [(2.3, "on", 60), (3.7, "off", 60)])
+    second = session.trigger(3.8)
+    assert second.number == 2
+    assert second.start_quarters == pytest.approx(3.0)  # the new grid's first 3/4 bar line
+    player.pump(100.0)
+    assert balance(port.messages) == {}

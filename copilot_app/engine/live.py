@@ -4,7 +4,9 @@ One thread owns the session (the model state, encoder and takes); everything
 else talks to it through its inbox: the rtmidi callback puts stamped messages
 there, the GUI or CLI put commands (trigger, next variation, settings...).
 The Player has its own scheduler thread. Observers are called on the engine
-thread and must not block (the Qt bridge turns them into queued signals).
+thread and must not block (the Qt bridge turns them into queued signals):
+``on_take`` for each new take, ``on_change`` for a take auditioned or
+accepted later, ``on_input`` for each routed message, ``on_error``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Callable
 import mido
 import torch
 
-from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
+from copilot_app.engine.clock import Clock, InternalGrid, Meter, MidiClockGrid, MonotonicClock
 from copilot_app.engine.metronome import Metronome
 from copilot_app.engine.midi_input import Routed, Stamped, route
 from copilot_app.engine.player import MidiSink, Player
@@ -37,7 +39,8 @@ class LiveEngine:
                  settings: SessionSettings | None = None, clock: Clock | None = None,
                  on_take: Callable[[Take], None] | None = None,
                  on_input: Callable[[Routed], None] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 on_change: Callable[[Take], None] | None = None) -> None:
         self.clock = clock or MonotonicClock()
         self.player = Player(sink, self.clock, on_error=lambda e: self._error(f"MIDI out: {e}"))
         self.session = LiveSession(model, self.player, grid or InternalGrid(origin=self.clock.now()),
@@ -45,6 +48,7 @@ class LiveEngine:
         # The click has its own Player so cancelling a take never stops it.
         self.metronome = Metronome(Player(sink, self.clock), self.session.grid)
         self.on_take, self.on_input, self.on_error = on_take, on_input, on_error
+        self.on_change = on_change
         self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
         # Counts note/pedal messages as they arrive, so a take being prepared
@@ -66,18 +70,61 @@ class LiveEngine:
     def trigger(self) -> None:
         self.call(lambda s: self._take(s.trigger()))
 
-    def next_variation(self) -> None:
-        self.call(lambda s: s.next_variation())
+    def audition(self, take: Take | int | None, index: int) -> None:
+        """Play variation ``index`` of any take (None: the last) from the next bar line."""
+        self.call(lambda s: self._changed(s.audition(index, take=take)))
 
-    def previous_variation(self) -> None:
-        self.call(lambda s: s.previous_variation())
+    def next_variation(self, take: Take | int | None = None) -> None:
+        self.call(lambda s: self._changed(s.next_variation(take=take)))
 
-    def accept(self) -> None:
-        self.call(lambda s: s.accept())
+    def previous_variation(self, take: Take | int | None = None) -> None:
+        self.call(lambda s: self._changed(s.previous_variation(take=take)))
+
+    def accept(self, take: Take | int | None = None, index: int | None = None) -> None:
+        """Keep a take (None: the last) with variation ``index`` (None: its current one)."""
+        self.call(lambda s: self._changed(s.accept(take, index)))
+
+    def discard(self, take: Take | int) -> None:
+        """Forget a take; if it is playing, it stops with its note-offs.
+
+        Not reported to ``on_change``: the caller already knows it is gone.
+        """
+        self.call(lambda s: s.discard(take))
 
     def stop_playback(self) -> None:
         self.session.cancel_take.set()  # ends a take still being sampled
         self.call(lambda s: s.stop())
+
+    def set_tempo(self, bpm: float) -> None:
+        """New internal tempo from the moment the engine applies it; the beat stays put."""
+        def apply(s: LiveSession) -> None:
+            s.set_tempo(bpm, self.clock.now())
+            self._new_metronome()  # clicks planned ahead at the old tempo are dropped
+        self.call(apply)
+
+    def set_grid(self, meter: Meter, clock_source: str = "internal", bpm: float | None = None) -> None:
+        """A new timeline: ``meter`` on the internal clock or on the DAW's MIDI clock.
+
+        The grid is made on the engine thread, so an internal grid's bar 1
+        starts when the change applies, not when it was asked for. The
+        phrase context starts over (see ``LiveSession.set_grid``); the model,
+        the takes and the threads stay.
+        """
+        if clock_source not in ("internal", "midi"):
+            raise ValueError(f"clock source must be 'internal' or 'midi', not {clock_source!r}")
+        # A take being sampled on the old grid ends now; its notes would land on the wrong bars.
+        self.session.cancel_take.set()
+
+        def apply(s: LiveSession) -> None:
+            tempo = float(bpm) if bpm is not None else s.grid.bpm
+            grid: InternalGrid | MidiClockGrid
+            if clock_source == "midi":
+                grid = MidiClockGrid(meter=meter, fallback_bpm=tempo)
+            else:
+                grid = InternalGrid(tempo, meter, origin=self.clock.now())
+            s.set_grid(grid)
+            self._new_metronome()
+        self.call(apply)
 
     def update_settings(self, **changes: object) -> None:
         """Change sampling/trigger settings; the next take uses them."""
@@ -150,6 +197,17 @@ class LiveEngine:
                 log.exception("engine error")
                 self.player.panic()
                 self._error(f"engine: {exc}")
+
+    def _new_metronome(self) -> None:
+        """Engine thread: clicks on the session's current grid, from the next beat."""
+        old = self.metronome
+        old.player.cancel()
+        self.metronome = Metronome(old.player, self.session.grid, enabled=old.enabled,
+                                   velocity=old.velocity)
+
+    def _changed(self, take: Take | None) -> None:
+        if take is not None and self.on_change is not None:
+            self.on_change(take)
 
     def _take(self, take: Take | None) -> None:
         if take is None:

@@ -11,6 +11,11 @@ Triggers: silence for N beats, a chosen key, a chosen controller (rising past
 64), or ``trigger()``. A take samples K variations in one batch; row 0's notes
 go to the Player as each is decoded. Barge-in: a new note while a take plays
 cancels it (the Player sends the note-offs) and joins the context.
+
+Takes stay in ``takes`` until discarded: any of them can be auditioned again
+from the next bar line. ``set_tempo`` re-anchors the grid so the current beat
+stays put; ``set_grid`` starts a new timeline (meter or clock source changed)
+on the same model, keeping the takes.
 """
 from __future__ import annotations
 
@@ -105,6 +110,11 @@ class ModelRunner:
         self.state = model.init_state(1, device=self.device)
         self.logits: torch.Tensor | None = None
 
+    def reset(self) -> None:
+        """A fresh recurrent state (a new context on the same weights)."""
+        self.state = self.model.init_state(1, device=self.device)
+        self.logits = None
+
     def feed(self, ids: list[int]) -> None:
         for token in ids:
             x = torch.tensor([token], device=self.device)
@@ -126,6 +136,9 @@ class LiveSession:
         self.track = ContextTrack.fresh()
         self.encoder = StreamingEncoder()
         self.takes: list[Take] = []
+        # The take whose notes the Player holds now (trigger or audition), so a
+        # discard stops exactly that one.
+        self.playing: Take | None = None
         self.stats = SessionStats()
         self._held: set[int] = set()
         self._velocities: deque[int] = deque(maxlen=16)
@@ -140,6 +153,10 @@ class LiveSession:
         self._context_version = 0
         self._prepared: _Prepared | None = None
         self._prepare_tried: int | None = None
+        self._start_context()
+
+    def _start_context(self) -> None:
+        """BOS, and the grid's meter unless it is the tokenizer's default 4/4."""
         self._accept(["BOS_None"])
         meter = self.grid.meter
         if (meter.numerator, meter.denominator) != (4, 4):
@@ -152,6 +169,46 @@ class LiveSession:
 
     def time_at_quarters(self, q: float) -> float:
         return self.grid.time_at(q / self.grid.meter.quarters_per_beat())
+
+    def set_tempo(self, bpm: float, now: float | None = None) -> None:
+        """A new internal tempo; the grid is re-anchored so the beat at ``now`` stays put.
+
+        Quarters already played keep their place, so the encoder never sees
+        time run backwards. Under MIDI clock the DAW sets the tempo: this only
+        changes the fallback used before its clock arrives.
+        """
+        if not 20.0 <= bpm <= 400.0:
+            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
+        grid = self.grid
+        if isinstance(grid, MidiClockGrid):
+            grid.fallback_bpm = float(bpm)
+            return
+        now = self.clock.now() if now is None else now
+        beat = grid.beat_at(now)
+        grid.bpm = float(bpm)
+        grid.origin = now - beat * grid.seconds_per_beat
+
+    def set_grid(self, grid: InternalGrid | MidiClockGrid) -> None:
+        """A new timeline (meter or clock source changed) on the same model.
+
+        The phrase so far was tokenized on the old grid's bars, so the context
+        starts over (fresh encoder and model state, the new meter's TimeSig);
+        playback stops with its note-offs. Takes are kept and can still be
+        auditioned; their numbers go on counting.
+        """
+        self.player.cancel()
+        self.grid = grid
+        self.runner.reset()
+        self.track = ContextTrack.fresh()
+        self.encoder = StreamingEncoder()
+        self._held.clear()
+        self._last_activity = None
+        self._new_notes_since_take = False
+        self._trigger_cc_down = False
+        self._prepared = None
+        self._prepare_tried = None
+        self.playing = None
+        self._start_context()
 
     # -- input ------------------------------------------------------------
     def handle(self, event: Routed) -> Take | None:
@@ -249,8 +306,8 @@ class LiveSession:
     def _barge_in(self) -> None:
         if self.player.pending or self.player.open_notes:
             self.player.cancel()
-            if self.takes:
-                self.takes[-1].interrupted = True
+            if self.playing is not None:
+                self.playing.interrupted = True
 
     # -- takes ------------------------------------------------------------
     def _start_quarters(self, now: float) -> float:
@@ -307,11 +364,9 @@ class LiveSession:
                                   self.track, *window, max(1, s.variations),
                                   s.sampling(), seed=s.seed, on_note=play,
                                   should_stop=self.cancel_take.is_set)
-        take = Take(len(self.takes) + 1, window[0] / TICKS_PER_QUARTER, variations, velocity,
-                    first_note_latency_s=first_note[0] if first_note else None,
-                    prepared=prepared is not None and variations is prepared.variations)
-        self.takes.append(take)
-        self.stats.takes += 1
+        take = self.record_take(window[0] / TICKS_PER_QUARTER, variations, velocity,
+                                first_note_latency_s=first_note[0] if first_note else None,
+                                prepared=prepared is not None and variations is prepared.variations)
         self._new_notes_since_take = False
         log.info("take %d: %s notes in %d variation(s)%s", take.number,
                  [len(v) for v in variations], len(variations), " (prepared)" if take.prepared else "")
@@ -322,32 +377,75 @@ class LiveSession:
         end = self.time_at_quarters(note.start_beats + note.duration_beats + shift_q)
         return PlannedNote(note.pitch, velocity, start, end)
 
-    def audition(self, index: int, now: float | None = None) -> None:
-        """Play variation ``index`` of the last take from the next bar line."""
-        if not self.takes:
-            return
-        take = self.takes[-1]
-        take.chosen = index % len(take.variations)
+    def record_take(self, start_quarters: float, variations: list[list[DecodedNote]], velocity: int,
+                    **extra: object) -> Take:
+        """Number a new take and keep it; it is the one playing from now on.
+
+        Numbers come from a counter, not ``len(takes)``: a discarded take's
+        number is never given again (drag files are named after it).
+        """
+        self.stats.takes += 1
+        take = Take(self.stats.takes, start_quarters, variations, velocity, **extra)
+        self.takes.append(take)
+        self.playing = take
+        return take
+
+    def find_take(self, take: Take | int | None) -> Take | None:
+        """A take of this session by object or number; None means the last one."""
+        if take is None:
+            return self.takes[-1] if self.takes else None
+        for t in self.takes:
+            if t is take or (isinstance(take, int) and t.number == take):
+                return t
+        return None
+
+    def audition(self, index: int, now: float | None = None, take: Take | int | None = None) -> Take | None:
+        """Play variation ``index`` of ``take`` (default: the last) from the next bar line.
+
+        Whatever was playing stops first (the Player sends its note-offs).
+        Returns the take, or None when there is no such take.
+        """
+        target = self.find_take(take)
+        if target is None:
+            return None
+        target.chosen = index % len(target.variations)
         now = self.clock.now() if now is None else now
         start_q = self.quarters_at(self.grid.next_boundary(now, "bar"))
-        shift = start_q - take.start_quarters
-        self.player.replace([self._planned(n, take.velocity, shift) for n in take.notes()])
+        shift = start_q - target.start_quarters
+        self.player.replace([self._planned(n, target.velocity, shift) for n in target.notes()])
+        self.playing = target
+        return target
 
-    def next_variation(self, now: float | None = None) -> None:
-        if self.takes:
-            self.audition(self.takes[-1].chosen + 1, now)
+    def next_variation(self, now: float | None = None, take: Take | int | None = None) -> Take | None:
+        target = self.find_take(take)
+        return None if target is None else self.audition(target.chosen + 1, now, target)
 
-    def previous_variation(self, now: float | None = None) -> None:
-        if self.takes:
-            self.audition(self.takes[-1].chosen - 1, now)
+    def previous_variation(self, now: float | None = None, take: Take | int | None = None) -> Take | None:
+        target = self.find_take(take)
+        return None if target is None else self.audition(target.chosen - 1, now, target)
 
-    def accept(self) -> Take | None:
-        """Mark the last take's current variation as the one to keep."""
-        if not self.takes:
+    def discard(self, take: Take | int) -> Take | None:
+        """Forget a take; if its notes are playing, stop them (with their note-offs)."""
+        target = self.find_take(take)
+        if target is None:
             return None
-        self.takes[-1].accepted = True
-        return self.takes[-1]
+        self.takes = [t for t in self.takes if t is not target]
+        if self.playing is target:
+            self.player.cancel()
+            self.playing = None
+        return target
+
+    def accept(self, take: Take | int | None = None, index: int | None = None) -> Take | None:
+        """Mark a take (default: the last) as kept, with variation ``index`` (default: its current one)."""
+        target = self.find_take(take)
+        if target is None:
+            return None
+        if index is not None:
+            target.chosen = index % len(target.variations)
+        target.accepted = True
+        return target
 
     def stop(self) -> None:
         """Stop playback; every note the Player started gets its note-off."""
         self.player.cancel()
+        self.playing = None

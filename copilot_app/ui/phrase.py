@@ -75,9 +75,8 @@ def continue_phrase(session, phrase: Phrase, settings: SessionSettings
     shift = take_tick - start  # context ticks -> session ticks
     variations = [[DecodedNote(n.start + shift, n.duration, n.pitch, phrase.velocity) for n in row]
                   for row in rows]
-    take = Take(len(session.takes) + 1, take_tick / TICKS_PER_QUARTER, variations, phrase.velocity)
-    session.takes.append(take)
-    session.audition(0, now)
+    take = session.record_take(take_tick / TICKS_PER_QUARTER, variations, phrase.velocity)
+    session.audition(0, now, take)
     file_shift = shift - phrase.offset  # file ticks -> session ticks
     notes = [((n.start + file_shift) / TICKS_PER_QUARTER,
               (n.start + n.duration + file_shift) / TICKS_PER_QUARTER, n.pitch) for n in phrase.notes]
