@@ -107,3 +107,21 @@ def test_generate_variations_with_grammar_hook() -> None:
         ref_logits, ref = m.step(toks[:, t], ref, impl="torch")
     assert torch.allclose(ref.wkv, st_end.wkv, rtol=1e-4, atol=1e-5)
     assert torch.allclose(ref_logits, last_logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["cpu", "torch"])
+def test_both_draw_paths_sample_the_renormalised_nucleus(path: str) -> None:
+    """The NumPy draw (CPU) and its torch twin (GPU) agree with the nucleus
+    filter_logits keeps, with masked tokens never drawn."""
+    from model.sampling import _draw_nucleus_cpu, _draw_nucleus_torch
+
+    probs = torch.tensor([0.05, 0.4, 0.0, 0.25, 0.2, 0.1])
+    logits = torch.log(probs).expand(20000, 6).clone()  # token 2: -inf, as a mask leaves it
+    kept = torch.isfinite(filter_logits(logits[:1], top_p=0.8))[0]
+    assert kept.tolist() == [False, True, False, True, True, False]
+    draw = _draw_nucleus_cpu if path == "cpu" else _draw_nucleus_torch
+    out = draw(logits, 0.8, make_generator(3))
+    freq = torch.bincount(out, minlength=6).float() / len(out)
+    want = torch.where(kept, probs, torch.zeros(6)) / probs[kept].sum()
+    assert torch.allclose(freq, want, atol=0.015), (freq, want)
+    assert torch.equal(out, draw(logits, 0.8, make_generator(3)))  # seeded

@@ -122,7 +122,15 @@ def generate(
             if floor is not None:
                 allowed &= floor
             mask[i, : allowed.shape[0]] = allowed
-        tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
+        forced = [int(np.flatnonzero(mask[i])[0]) if not done[i] and mask[i].sum() == 1 else -1
+                  for i in range(k)]
+        if all(f >= 0 or done[i] for i, f in enumerate(forced)):
+            # Every live row has one legal token (a Bar the time floor demands,
+            # the TimeSig after it): no need to sample. This is most of the
+            # tokens before the first note of an answer to a long pause.
+            tokens = torch.tensor([max(f, 0) for f in forced])
+        else:
+            tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
         for i, row in enumerate(rows):
             if done[i]:
                 continue

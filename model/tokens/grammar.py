@@ -69,6 +69,7 @@ class _Vocab:
         self.max_rank = len(durations) - 1
         self.pitch_ids = np.array(sorted(self.pitch), dtype=np.int64)
         self.pitch_values = np.array([self.pitch[i] for i in self.pitch_ids])
+        self.pitch_index = {int(p): k for k, p in enumerate(self.pitch_values)}  # pitch -> slot in pitch_ids
         self.dur_ids = np.array(sorted(self.duration_rank, key=self.duration_rank.get))
         self.pos_ids = np.array(sorted(self.position, key=self.position.get))
 
@@ -105,13 +106,21 @@ class RemiGrammar:
         self.last_note: tuple[int, int] | None = None  # (duration rank, pitch)
         self.pitches_here: set[int] = set()
         self.pitch: int | None = None
+        self._allowed: np.ndarray | None = None  # cache of allowed() for this state
 
     # -- queries -------------------------------------------------------------
     def allowed(self) -> np.ndarray:
         """Bool array over the vocabulary: True where the token may come next."""
+        # Cached per state: a sampler asks for the mask and update() checks the
+        # token against it again, once per token of a live take.
+        if self._allowed is None:
+            self._allowed = self._compute_allowed()
+        return self._allowed.copy()
+
+    def _compute_allowed(self) -> np.ndarray:
         s, v = self.state, self.v
         if s in self._base:
-            return self._base[s].copy()
+            return self._base[s]
         m = np.zeros(v.size, dtype=bool)
         if s in (_AFTER_TIMESIG, _AFTER_DURATION):
             m[v.pos_ids[self.position + 1 : self.bar_positions]] = True
@@ -119,7 +128,9 @@ class RemiGrammar:
         if s == _AFTER_DURATION:
             m[v.eos] = True
         if s in (_AFTER_POSITION, _AFTER_DURATION):
-            ok = ~np.isin(v.pitch_values, list(self.pitches_here))
+            ok = np.ones(len(v.pitch_values), dtype=bool)
+            for p in self.pitches_here:  # a pitch sounds once per position
+                ok[v.pitch_index[p]] = False
             if self.last_note is not None and self.last_note[0] == v.max_rank:
                 ok &= v.pitch_values > self.last_note[1]
             m[v.pitch_ids[ok]] = True
@@ -150,8 +161,11 @@ class RemiGrammar:
     # -- updates -------------------------------------------------------------
     def update(self, token: int | str) -> None:
         tid = self._id(token)
-        if not self.allowed()[tid]:
-            raise GrammarError(f"token {self.v.names[tid]} may not follow here")
+        if self._allowed is None:
+            self._allowed = self._compute_allowed()
+        if not 0 <= tid < self.v.size or not self._allowed[tid]:
+            raise GrammarError(f"token {self.v.names[tid] if 0 <= tid < self.v.size else tid} may not follow here")
+        self._allowed = None
         v = self.v
         if tid == v.bos:
             self.state = _AFTER_BOS
