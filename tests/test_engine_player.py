@@ -121,3 +121,25 @@ def test_scheduler_thread_plays_in_real_time_and_close_leaves_nothing_open():
     assert [m.type for m in port.messages[:3]] == ["note_on", "note_on", "note_off"]
     player.close()  # the 30 s note must be ended now
     assert balance(port.messages) == {}
+
+
+def test_starting_the_scheduler_shortens_the_gil_switch_interval():
+    """A due note must not wait the default 5 ms for a sampling thread's GIL."""
+    import sys
+
+    from copilot_app.engine.player import GIL_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        player = Player(RecordingPort())
+        player.start()
+        assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S < 0.002
+        player.close()
+        sys.setswitchinterval(0.0001)
+        other = Player(RecordingPort())
+        other.start()  # never raised
+        other.close()
+        assert abs(sys.getswitchinterval() - 0.0001) < 1e-6
+    finally:
+        sys.setswitchinterval(before)

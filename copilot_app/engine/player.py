@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
@@ -43,6 +44,20 @@ class PlannedNote:
     start: float
     end: float
     channel: int = 0
+
+
+# How long another Python thread may keep the GIL before it must hand it over.
+# CPython's default is 5 ms: a Player thread woken for a due note-on could
+# wait that long behind the engine thread sampling the take's other rows.
+# 0.5 ms keeps that wait well inside the 2 ms jitter budget; the sampling
+# thread loses a few percent (the model step itself runs without the GIL).
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def tighten_gil_switch_interval() -> None:
+    """Lower the interpreter's GIL switch interval to GIL_SWITCH_INTERVAL_S (never raise it)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
 # Heap entries: (time, order, seq, kind, note_id, note). order puts note-offs
@@ -167,6 +182,7 @@ class Player:
         """Run the scheduler thread (real clock); idempotent."""
         if self._thread is not None:
             return
+        tighten_gil_switch_interval()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="copilot-player", daemon=True)
         self._thread.start()
