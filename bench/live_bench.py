@@ -127,16 +127,43 @@ def primed_session(model: RWKV7, n_ctx: int, k: int = 1) -> tuple[LiveSession, F
     return session, clock
 
 
-def rwkv_first_note(model: RWKV7, n_ctx: int, repeats: int) -> float:
+def rwkv_first_note(model: RWKV7, n_ctx: int, repeats: int) -> tuple[float, int]:
+    """Median time to first note of an explicit trigger, and the median number
+    of model steps taken before that note (the peer is timed on as many)."""
     session, clock = primed_session(model, n_ctx)
     session.settings.prepare_ahead = False
+    steps = [0]
+    real_step = model.step
+
+    def counting_step(*a, **kw):
+        steps[0] += 1
+        return real_step(*a, **kw)
+
+    real_schedule = session.player.schedule
+    counts: list[int] = []
+    first_seen: list[bool] = []
+
+    def schedule(notes):
+        if not first_seen:
+            first_seen.append(True)
+            counts.append(steps[0])
+        return real_schedule(notes)
+
     times = []
-    for i in range(repeats):
-        session.settings.seed = i
-        take = session.trigger(clock.now())  # generation forks the state: the context is untouched
-        if take.first_note_latency_s is not None:
-            times.append(take.first_note_latency_s)
-    return statistics.median(times)
+    model.step = counting_step  # instance attribute: instrumentation for this bench only
+    session.player.schedule = schedule
+    try:
+        for i in range(repeats):
+            session.settings.seed = i
+            steps[0] = 0
+            first_seen.clear()
+            take = session.trigger(clock.now())  # generation forks the state: the context is untouched
+            if take.first_note_latency_s is not None:
+                times.append(take.first_note_latency_s)
+    finally:
+        del model.step
+        session.player.schedule = real_schedule
+    return statistics.median(times), int(statistics.median(counts))
 
 
 def rwkv_first_note_after_pause(model: RWKV7, n_ctx: int, repeats: int) -> float:
@@ -332,12 +359,13 @@ def main() -> int:
                      "machine": platform.machine(), "python": platform.python_version(),
                      "torch": torch.__version__, "ttfn_ms": {}, "peer_ttfn_ms": {},
                      "ttfn_after_pause_ms": {}}
-    # The peer is timed on the tokens a first note takes at least: Position,
-    # Pitch, Duration, plus the Bar/TimeSig when the answer opens a bar.
-    needed = 4
+    # The peer is timed on as many model steps as RWKV-7 took before its
+    # first note (the Bar/TimeSig steps to reach the current bar, Position, Pitch).
+    results["steps_to_first_note"] = {}
     for n_ctx in (64, 4096):
-        t = rwkv_first_note(model, n_ctx, repeats)
+        t, needed = rwkv_first_note(model, n_ctx, repeats)
         results["ttfn_ms"][str(n_ctx)] = t * 1000
+        results["steps_to_first_note"][str(n_ctx)] = needed
         results["ttfn_after_pause_ms"][str(n_ctx)] = rwkv_first_note_after_pause(model, n_ctx, repeats) * 1000
         peer_t, peer_desc = transformer_first_note(n_ctx, needed, n_params, max(5, repeats // 2))
         results["peer_ttfn_ms"][str(n_ctx)] = peer_t * 1000
@@ -364,6 +392,8 @@ def main() -> int:
         print(f"{'time to first note, ctx ' + n_ctx + ' (ms, median)':44s} "
               f"{results['ttfn_ms'][n_ctx]:10.2f} {results['peer_ttfn_ms'][n_ctx]:10.2f}")
     print(f"{'ratio 4096 / 64':44s} {results['ttfn_ratio_4096_64']:10.2f} {results['peer_ratio_4096_64']:10.2f}")
+    print(f"{'model steps before the first note (median)':44s} "
+          f"{results['steps_to_first_note']['64']:10d} {results['steps_to_first_note']['64']:10d}")
     for n_ctx in ("64", "4096"):
         print(f"{'silence trigger, prepared in the pause, ctx ' + n_ctx:44s} "
               f"{results['ttfn_after_pause_ms'][n_ctx]:10.3f}")

@@ -1,0 +1,109 @@
+"""Which model size fits the latency budget? (not a test)
+
+One-token step latency of the native RWKV-7 step, batch 1 and 4, one CPU
+thread, for candidate sizes (random weights: the cost does not depend on
+them), with BlinkDL's `rwkv` package on the same weights as the peer at
+batch 1 where it is installed. The live engine's explicit-trigger answer
+takes ~6 steps before its first note (Bar/TimeSig to reach the current bar,
+Position, Pitch, Duration), so "6 steps" is the model's share of the time
+to first note.
+
+    python bench/size_sweep.py [--sizes 6x192 6x256 8x256 12x256] [--json]
+
+Writes bench/results/size_sweep.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RWKV_V7_ON", "1")  # read by the rwkv package at import
+os.environ.setdefault("RWKV_JIT_ON", "1")
+os.environ.setdefault("RWKV_CUDA_ON", "0")
+
+import torch  # noqa: E402
+
+from bench.model_bench import perturbed_model  # noqa: E402
+from model import RWKVConfig  # noqa: E402
+
+VOCAB = 330  # the app's REMI vocabulary
+
+
+def step_ms(model, batch: int, reps: int = 9, inner: int = 100) -> float:
+    tok = torch.zeros(batch, dtype=torch.long)
+    state = model.init_state(batch)
+    for _ in range(20):
+        model.step(tok, state, impl="native", inplace=True)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            model.step(tok, state, impl="native", inplace=True)
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times) * 1e3
+
+
+def peer_ms(model) -> float | None:
+    try:
+        from rwkv.model import RWKV
+    except Exception:  # the package is a test/dev dependency
+        return None
+    from model.export_rwkv import export_rwkv_pth
+
+    with tempfile.TemporaryDirectory() as d:
+        pth = export_rwkv_pth(model, Path(d) / "peer")
+        peer = RWKV(model=str(pth.with_suffix("")), strategy="cpu fp32")
+        state = [None]
+        for _ in range(10):
+            _, state[0] = peer.forward([0], state[0])
+        times = []
+        for _ in range(9):
+            t0 = time.perf_counter()
+            for _ in range(20):
+                _, state[0] = peer.forward([0], state[0])
+            times.append((time.perf_counter() - t0) / 20)
+        return statistics.median(times) * 1e3
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=["4x192", "6x192", "6x256", "8x256", "12x256", "12x384"])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "size_sweep.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for size in args.sizes:
+        n_layer, n_embd = (int(x) for x in size.split("x"))
+        model = perturbed_model(RWKVConfig(vocab_size=VOCAB, n_layer=n_layer, n_embd=n_embd)).eval()
+        b1, b4 = step_ms(model, 1), step_ms(model, 4)
+        rows.append({"size": size, "n_layer": n_layer, "n_embd": n_embd, "params": model.num_params(),
+                     "step_b1_ms": b1, "step_b4_ms": b4, "b4_over_b1": b4 / b1, "six_steps_ms": 6 * b1,
+                     "peer_b1_ms": peer_ms(model)})
+        print(f"{size}: done", file=sys.stderr)
+    res = {"rows": rows, "threads": 1, "vocab": VOCAB, "torch": torch.__version__,
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"{'size':<8}{'params':>9}{'step B=1':>10}{'B=4':>8}{'B4/B1':>7}{'6 steps':>9}{'rwkv pkg B=1':>14}")
+    for r in rows:
+        peer = f"{r['peer_b1_ms']:>12.2f}ms" if r["peer_b1_ms"] is not None else f"{'-':>14}"
+        print(f"{r['size']:<8}{r['params'] / 1e6:>8.2f}M{r['step_b1_ms']:>8.3f}ms{r['step_b4_ms']:>6.3f}ms"
+              f"{r['b4_over_b1']:>7.2f}{r['six_steps_ms']:>7.2f}ms{peer}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
