@@ -125,3 +125,16 @@ def test_fork_is_independent_and_shares_the_vocabulary():
     twin.update("Duration_1.0.12")
     assert twin.pitches_here == {60, 64} and g.pitches_here == {60}
     assert (g.allowed() != twin.allowed()).any()
+
+
+def test_allowed_keeping_meter_pins_the_time_signature_after_a_bar():
+    vocab = build_tokenizer().vocab
+    g = RemiGrammar()
+    waltz = vocab["TimeSig_3/4"]
+    for t in ("Bar_None", "TimeSig_3/4", "Position_0", "Pitch_60", "Duration_1.0.12"):
+        g.update(t)
+    assert np.array_equal(g.allowed_keeping_meter(waltz), g.allowed())  # mid-bar: untouched
+    g.update("Bar_None")
+    pinned = g.allowed_keeping_meter(waltz)
+    assert g.allowed()[vocab["TimeSig_4/4"]] and list(np.flatnonzero(pinned)) == [waltz]
+    assert np.array_equal(g.allowed_keeping_meter(None), g.allowed())

@@ -3,7 +3,8 @@
 NLL: whole held-out pieces (``[BOS] ids [EOS]``, windows of up to
 ``EVAL_CTX`` tokens), in nats per token and bits per note.
 Continuations: 4-bar contexts from held-out pieces, 2 bars sampled with the
-REMI grammar mask (as the app does), compared with the true 2 bars.
+REMI grammar mask and the context's meter kept (as the app does), compared
+with the true 2 bars.
 """
 from __future__ import annotations
 
@@ -72,13 +73,16 @@ def continue_bars(model: nn.Module, context: list[int], bars: int, params: Sampl
     """Sample until ``bars`` bars are complete (the next Bar), EOS, or the safety net."""
     v = vocab()
     grammar = RemiGrammar()
+    meter = None  # the context's last TimeSig: continuations keep the meter, as in the app
     for t in context:
         grammar.update(int(t))
+        if int(t) in grammar.v.timesig:
+            meter = int(t)
     logits, state = _prefill(model, context, device)
     out: list[int] = []
     seen_bars = 0
     while len(out) < MAX_NEW_TOKENS:
-        mask = torch.from_numpy(grammar.allowed()).to(logits.device)
+        mask = torch.from_numpy(grammar.allowed_keeping_meter(meter)).to(logits.device)
         tok = int(sample(logits.float(), params, generator=gen, mask=mask)[0])
         if tok == v.bar:
             seen_bars += 1

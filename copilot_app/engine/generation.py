@@ -6,6 +6,7 @@ context; a take forks the three, samples all K rows in one batch per step
 reaches the end of the requested bars. Two masks keep every row playable:
 the REMI grammar (valid, canonical token order) and a time floor (no note
 may start before the take's start, so an answer never lands in the past).
+The meter is the context's: a new bar repeats the last TimeSig.
 Row 0's notes are handed to ``on_note`` the moment each is complete, so
 playback starts while the other rows are still being sampled.
 """
@@ -34,6 +35,7 @@ class ContextTrack:
     decoder: StreamingDecoder
     bar_start_tick: int = 0
     meter: tuple[int, int] = (4, 4)
+    timesig_id: int | None = None  # the last TimeSig token: answers keep this meter
 
     @classmethod
     def fresh(cls) -> "ContextTrack":
@@ -47,12 +49,13 @@ class ContextTrack:
             self.bar_start_tick = self.decoder.position_tick
         elif token in self.grammar.v.timesig:
             self.meter = self.grammar.v.timesig[token]
+            self.timesig_id = token
         return note
 
     def fork(self) -> "ContextTrack":
         decoder = copy.copy(self.decoder)
         decoder.notes = []
-        return ContextTrack(self.grammar.fork(), decoder, self.bar_start_tick, self.meter)
+        return ContextTrack(self.grammar.fork(), decoder, self.bar_start_tick, self.meter, self.timesig_id)
 
 
 def _time_floor_mask(track: ContextTrack, start_tick: int) -> np.ndarray | None:
@@ -116,7 +119,7 @@ def generate(
         for i, row in enumerate(rows):
             if done[i]:
                 continue
-            allowed = row.grammar.allowed()
+            allowed = row.grammar.allowed_keeping_meter(context.timesig_id)
             allowed[eos] = False  # the take ends by time, not by the model giving up
             floor = _time_floor_mask(row, start_tick)
             if floor is not None:

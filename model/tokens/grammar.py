@@ -142,6 +142,15 @@ class RemiGrammar:
             m[v.dur_ids[lo:]] = True
         return m
 
+    def allowed_keeping_meter(self, timesig: int | None) -> np.ndarray:
+        """allowed(), with the TimeSig after a Bar pinned to the id ``timesig``:
+        a continuation keeps the player's meter instead of switching it."""
+        m = self.allowed()
+        if timesig is not None and self.state == _AFTER_BAR and m[timesig]:
+            m[:] = False
+            m[timesig] = True
+        return m
+
     def allowed_torch(self, device=None):  # -> torch.BoolTensor
         import torch
 
