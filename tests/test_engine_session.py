@@ -17,6 +17,7 @@ from copilot_app.engine.session import LiveSession, SessionSettings
 from model import RWKV7, RWKVConfig
 from model.tokens.config import build_tokenizer
 from model.tokens.grammar import RemiGrammar
+from model.tokens.streaming import DecodedNote
 from tests.test_engine_player import RecordingPort, balance
 
 BPM = 120.0  # 0.5 s a beat, 2 s a 4/4 bar
@@ -278,19 +279,22 @@ def test_set_tempo_keeps_the_beat_and_the_quarters(tiny_model):
 def test_set_grid_starts_a_new_timeline_and_keeps_the_takes(tiny_model):
     session, player, port, clock = make_session(tiny_model, SessionSettings(seed=24, start_on="now"))
     play(session, clock, PHRASE)
-    take = session.trigger(2.0)
-    player.pump(2.0 + 0.2)
-    assert take.notes()
-    clock.set(2.3)
-    session.set_grid(InternalGrid(BPM, Meter(3, 4), origin=2.3))
+    # A take with known notes (not the model's), auditioned so it sounds at 4.0 s.
+    take = session.record_take(8.0, [[DecodedNote(8 * 24, 48, 60, 90), DecodedNote(9 * 24, 48, 64, 90)]], 90)
+    session.audition(0, now=2.1, take=take)  # from the next bar line, 4.0 s
+    clock.set(4.1)
+    player.pump(4.1)
+    assert player.open_notes
+    clock.set(4.3)
+    session.set_grid(InternalGrid(BPM, Meter(3, 4), origin=4.3))
     # Playback stopped with its note-offs; the context starts over on the new grid.
     assert player.pending == 0 and player.open_notes == set() and balance(port.messages) == {}
-    assert session.grid.meter == Meter(3, 4) and session.quarters_at(2.3) == 0.0
+    assert session.grid.meter == Meter(3, 4) and session.quarters_at(4.3) == 0.0
     assert session.takes == [take] and session.playing is None
     assert session.runner.logits is not None  # BOS and the 3/4 TimeSig went in
     session.settings.start_on = "bar"
-    play(session, clock, [(2.3, "on", 60), (3.7, "off", 60)])
-    second = session.trigger(3.8)
+    play(session, clock, [(4.3, "on", 60), (5.7, "off", 60)])
+    second = session.trigger(5.8)
     assert second.number == 2
     assert second.start_quarters == pytest.approx(3.0)  # the new grid's first 3/4 bar line
     player.pump(100.0)

@@ -59,7 +59,9 @@ def test_window_on_virtual_jack_ports(qtbot, tmp_path, tiny_model):  # noqa: F81
     window.bridge.update_settings(seed=3)
     choose(window.input_combo, VIRTUAL)
     choose(window.output_combo, VIRTUAL)
-    assert settings.value("ports/in") == VIRTUAL and settings.value("ports/out") == VIRTUAL
+    # The ports open on the port worker; the choice is saved once they are open.
+    qtbot.waitUntil(lambda: settings.value("ports/in") == VIRTUAL and settings.value("ports/out") == VIRTUAL,
+                    timeout=10000)
     received: "queue.Queue[mido.Message]" = queue.Queue()
     app_out = wait_port(0, midi_ports.VIRTUAL_OUT)
     wait_port(1, midi_ports.VIRTUAL_IN)

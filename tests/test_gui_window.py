@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +94,120 @@ def test_settings_persist_in_the_given_qsettings(qtbot, tmp_path):
     second.close()
 
 
+# (Keep the port test above the entry-point test: run_gui's app.quit() leaves Qt's
+# quitNow flag set, so later event loops in this process return at once.)
+class FakePort:
+    """A MIDI port that records on which thread it was opened and closed."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+        log.append(("open", name, threading.current_thread()))
+
+    def send(self, msg):
+        pass
+
+    def close(self):
+        self.log.append(("close", self.name, threading.current_thread()))
+
+
+def test_midi_ports_are_listed_opened_and_closed_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    from copilot_app.engine import midi_ports
+    from copilot_app.ui.bridge import VIRTUAL
+
+    log = []
+
+    def list_ports(api=None):
+        log.append(("list", "", threading.current_thread()))
+        time.sleep(0.2)  # a slow ALSA/JACK answer must not freeze the window
+        return ["Fake Keys"], ["Fake Synth"]
+
+    def open_input(name, callback, *, virtual=False, api=None):
+        if name == "Broken Keys":
+            raise midi_ports.MidiPortError("cannot open MIDI input 'Broken Keys'")
+        return FakePort(name or midi_ports.VIRTUAL_IN, log)
+
+    def open_output(name, *, virtual=False, api=None):
+        return FakePort(name or midi_ports.VIRTUAL_OUT, log)
+
+    monkeypatch.setattr(midi_ports, "list_ports", list_ports)
+    monkeypatch.setattr(midi_ports, "open_input", open_input)
+    monkeypatch.setattr(midi_ports, "open_output", open_output)
+    settings = temp_settings(tmp_path)
+    settings.setValue("ports/in", "Fake Keys")
+    settings.setValue("ports/out", "Fake Synth")
+    window = MainWindow(settings=settings, models_dir=tmp_path / "models", autoload=False, open_ports=True)
+    qtbot.addWidget(window)
+    window.show()
+    # The saved ports open once the worker has listed them.
+    qtbot.waitUntil(lambda: window.bridge.input_name == "Fake Keys" and window.bridge.output_name == "Fake Synth",
+                    timeout=5000)
+    qtbot.waitUntil(lambda: window.input_combo.currentData() == "Fake Keys", timeout=5000)
+    assert window.output_combo.currentData() == "Fake Synth"
+    # A pick from the menu: the old input closes, the virtual one opens.
+    window.input_combo.setCurrentIndex(window.input_combo.findData(VIRTUAL))
+    window.input_combo.activated.emit(window.input_combo.currentIndex())
+    qtbot.waitUntil(lambda: ("close", "Fake Keys") in [e[:2] for e in log], timeout=5000)
+    qtbot.waitUntil(lambda: window.bridge.input_name == VIRTUAL, timeout=5000)
+    qtbot.waitUntil(lambda: settings.value("ports/in") == VIRTUAL, timeout=5000)
+    # A port that fails to open: an error in the status bar, the menu back on (none).
+    window.input_combo.addItem("Broken Keys", "Broken Keys")
+    window.input_combo.setCurrentIndex(window.input_combo.findData("Broken Keys"))
+    window.input_combo.activated.emit(window.input_combo.currentIndex())
+    qtbot.waitUntil(lambda: window.input_combo.currentIndex() == 0, timeout=5000)
+    assert "Broken Keys" in (window.last_error or "")
+    window.refresh_button.click()
+    qtbot.waitUntil(lambda: [e[0] for e in log].count("list") == 2, timeout=5000)
+    window.close()
+    qtbot.waitUntil(lambda: ("close", "Fake Synth") in [e[:2] for e in log], timeout=5000)
+    kinds = [e[0] for e in log]
+    assert kinds.count("open") == 3 and kinds.count("close") == 3 and kinds.count("list") == 2
+    main = threading.main_thread()
+    assert all(thread is not main for _k, _n, thread in log), [(k, n, t.name) for k, n, t in log]
+    assert {thread.name.split("_")[0] for _k, _n, thread in log} == {"copilot-ports"}
+
+
+def test_take_files_are_written_in_the_background_and_export_errors_reach_the_status_bar(
+        qtbot, tmp_path, monkeypatch):
+    from copilot_app.engine.clock import Meter
+    from copilot_app.engine.session import Take
+    from copilot_app.ui import take_files
+    from copilot_app.ui.takes import TakeRef
+    from model.tokens.streaming import DecodedNote
+
+    window = MainWindow(settings=temp_settings(tmp_path), models_dir=tmp_path / "models", autoload=False,
+                        open_ports=False)
+    qtbot.addWidget(window)
+    threads = []
+    real_write = take_files.write_take
+
+    def recording_write(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(take_files, "write_take", recording_write)
+    take = Take(1, 4.0, [[DecodedNote(96, 24, 60, 80)], [DecodedNote(96, 48, 64, 80)]], 80)
+    files = window.bridge.files
+    files.add(take, Meter(), 110.0, "t")          # what the engine thread does when a take is complete
+    qtbot.waitUntil(lambda: files.ready(take), timeout=5000)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    paths = [files.path(take, i) for i in range(2)]
+    assert all(p.is_file() and p.name == f"copilot-take-1-v{i + 1}.mid" for i, p in enumerate(paths))
+    # A take that never went through the writer (it cannot happen in the app) still drags: written now.
+    other = Take(2, 0.0, [[DecodedNote(0, 24, 62, 80)]], 80)
+    mime = window._mime_for_ref(TakeRef(other, 0))
+    assert Path(mime.urls()[0].toLocalFile()).is_file()
+    # Export: written on the file worker; a failure is one line in the status bar.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    window.export_take(TakeRef(take, 1), path=str(blocker / "take.mid"))
+    qtbot.waitUntil(lambda: "export failed" in (window.last_error or ""), timeout=5000)
+    assert "export failed" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.exported, timeout=5000) as signal:
+        window.export_take(TakeRef(take, 1), path=str(tmp_path / "out.mid"))
+    assert signal.args == [str(tmp_path / "out.mid")] and (tmp_path / "out.mid").is_file()
+    window.close()
+
+
 def test_gui_entry_point_screenshot(tmp_path, qapp, monkeypatch):
     from copilot_app.ui.app import SETTINGS_ENV, run_gui
 
@@ -150,3 +267,4 @@ def test_installed_pyside6_keeps_references_to_none_and_true():
         probe.ping.emit()
     assert sys.getrefcount(None) - none_before > -50
     assert sys.getrefcount(True) - true_before > -50
+

@@ -5,15 +5,21 @@ thread. ``EngineBridge`` lives on the GUI thread; the observers only *emit*
 signals, which Qt queues to the GUI thread (the receivers are GUI objects), so
 no widget is ever touched from the engine thread.
 
-Nothing here blocks the GUI thread on inference or file I/O:
+Nothing here blocks the GUI thread on inference, MIDI ports or file I/O:
 
-* loading (or switching) a model, rebuilding the engine for a new meter or
-  clock source and closing the old engine happen on a short-lived worker
-  thread; the finished engine is handed to the GUI thread by a queued signal;
+* loading (or switching) a model and closing the old engine happen on a
+  short-lived worker thread; the finished engine is handed to the GUI thread
+  by a queued signal;
+* MIDI ports are listed, opened and closed on their own worker thread
+  (``PortManager``, copilot_app/ui/ports.py), answering with signals;
+* each take's .mid files are written in the background as soon as the take is
+  complete (``TakeFiles``, copilot_app/ui/take_files.py), so a drag starts from
+  a file that exists;
 * taking a phrase from a .mid file reads it on a worker thread and samples the
   continuation on the engine thread (``LiveEngine.call``), which owns the model;
-* every other command is a ``LiveEngine`` method that only puts a callable in
-  the engine's inbox.
+* every other command (audition any take, accept, discard, tempo, meter and
+  clock source) is a ``LiveEngine`` method that only puts a callable in the
+  engine's inbox.
 """
 from __future__ import annotations
 
@@ -22,19 +28,20 @@ import threading
 from collections import deque
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 
 import mido
 from PySide6.QtCore import QObject, Signal, Slot
 
 from copilot_app.engine.clock import Clock, InternalGrid, Meter, MidiClockGrid, MonotonicClock
 from copilot_app.engine.midi_input import Routed
-from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN, PlannedNote
+from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF
 from copilot_app.engine.session import SessionSettings, Take
+from copilot_app.ui.ports import VIRTUAL, PortManager, all_notes_off
+from copilot_app.ui.take_files import TakeFiles
 
 log = logging.getLogger(__name__)
 
-VIRTUAL = "virtual"  # port name given to open_* for the app's own virtual port
+__all__ = ["VIRTUAL", "EngineBridge", "ForwardingSink", "safe_emit"]
 
 
 class ForwardingSink:
@@ -94,6 +101,10 @@ class EngineBridge(QObject):
     modelFailed = Signal(str)           # message
     phraseReady = Signal(object, object)  # list of (start_q, end_q, pitch) of the file, Take
     busyChanged = Signal(bool)          # a take is being computed on the engine thread
+    timelineReset = Signal()            # a new grid (meter, clock source) is in force: time starts over
+    portsListed = Signal(list, list)    # input names, output names (from the port worker)
+    inputOpened = Signal(str, bool)     # name asked for ("" for none), whether it is open
+    outputOpened = Signal(str, bool)
     _engineBuilt = Signal(object, object, str, str, int)  # engine, model, path, label, generation
     _engineFailed = Signal(str, int)
 
@@ -110,9 +121,11 @@ class EngineBridge(QObject):
         self.meter = Meter()
         self.clock_source = "internal"  # or "midi"
         self.metronome = False
-        self.input_port = None
-        self.input_name: str | None = None
-        self.output_name: str | None = None
+        self.ports = PortManager(self.sink, self.midi_in, self)
+        for name in ("portsListed", "inputOpened", "outputOpened", "errorOccurred"):
+            getattr(self.ports, name).connect(getattr(self, name))
+        self.files = TakeFiles()
+        self.engine_tag = "0"           # names the folder of the current engine's take files
         self._generation = 0
         self._keyboard_held: set[int] = set()
         self._closed = False
@@ -133,7 +146,7 @@ class EngineBridge(QObject):
 
                 model, _meta, real_path = load_model(path, device)
                 label = device_label("cpu" if next(model.parameters()).device.type == "cpu" else "auto")
-                engine = self._make_engine(model)
+                engine = self._make_engine(model, generation)
                 engine.start()
             except Exception as exc:  # one line for the status bar, never a crash
                 log.exception("model load failed")
@@ -142,24 +155,6 @@ class EngineBridge(QObject):
             self._hand_over(engine, model, str(real_path), label, generation)
 
         threading.Thread(target=work, name="copilot-model-load", daemon=True).start()
-
-    def rebuild_engine(self) -> None:
-        """New session on the same model (meter or clock source changed)."""
-        if self.model is None:
-            return
-        self._generation += 1
-        generation, model, path, label = self._generation, self.model, self.model_path, self.device_label
-
-        def work() -> None:
-            try:
-                engine = self._make_engine(model)
-                engine.start()
-            except Exception as exc:
-                self._fail_later(_one_line(exc), generation)
-                return
-            self._hand_over(engine, model, path or "", label, generation)
-
-        threading.Thread(target=work, name="copilot-engine-build", daemon=True).start()
 
     def _hand_over(self, engine, model, path: str, label: str, generation: int) -> None:
         """Worker thread: give the new engine to the GUI thread, or close it if nobody is left."""
@@ -179,7 +174,7 @@ class EngineBridge(QObject):
         except RuntimeError:  # the bridge is gone
             pass
 
-    def _make_engine(self, model):
+    def _make_engine(self, model, generation: int):
         from copilot_app.engine.live import LiveEngine
 
         if self.clock_source == "midi":
@@ -187,10 +182,17 @@ class EngineBridge(QObject):
         else:
             grid = InternalGrid(self.bpm, self.meter, origin=self.clock.now())
         engine = LiveEngine(model, self.sink, grid, replace(self.settings), self.clock,
-                            on_take=self.takeReady.emit, on_input=self._on_input,
-                            on_error=self.errorOccurred.emit)
+                            on_input=self._on_input, on_error=self.errorOccurred.emit,
+                            on_change=self.takeReady.emit)
+        engine.on_take = lambda take: self._take_done(engine.session, take, str(generation))
         engine.metronome.enabled = self.metronome
         return engine
+
+    def _take_done(self, session, take: Take, tag: str) -> None:
+        """Engine thread: a take is complete; write its files in the background, tell the GUI."""
+        grid = session.grid
+        self.files.add(take, grid.meter, grid.bpm, tag)
+        self.takeReady.emit(take)
 
     def _on_input(self, routed: Routed) -> None:  # engine thread
         self.inputEvent.emit(routed)
@@ -201,6 +203,7 @@ class EngineBridge(QObject):
             _close_later(engine)  # a newer request won; this one is stale
             return
         old, self.engine = self.engine, engine
+        self.engine_tag = str(generation)
         self.model, self.model_path, self.device_label = model, path, label
         if old is not None:
             _close_later(old)
@@ -212,19 +215,19 @@ class EngineBridge(QObject):
             self.modelFailed.emit(message)
 
     def close(self) -> None:
-        """Stop the engine (every note gets its note-off) and close the ports."""
+        """Stop the engine (every note gets its note-off), then close the ports; returns at once.
+
+        Both happen on the port worker, in that order, so the note-offs still
+        reach the output; Python waits for that worker at exit.
+        """
         self._closed = True
         self._generation += 1
         self.release_keyboard()
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
-        if self.input_port is not None:
-            _close_port(self.input_port)
-            self.input_port = None
-        out = self.sink.set_target(None)
-        if out is not None and hasattr(out, "close"):
-            _close_port(out)
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.session.cancel_take.set()  # a take being sampled ends now
+        self.ports.close(before=engine.close if engine is not None else None)
+        self.files.close()
 
     # -- MIDI ports ---------------------------------------------------------------
     def midi_in(self, msg: mido.Message) -> None:
@@ -233,42 +236,25 @@ class EngineBridge(QObject):
         if engine is not None:
             engine.midi_callback(msg)
 
-    def open_input(self, name: str | None) -> bool:
-        """Open a MIDI input by name, VIRTUAL for our virtual port, None for none."""
-        from copilot_app.engine.midi_ports import open_input
+    def list_ports(self) -> None:
+        """Look for MIDI ports off the GUI thread; ``portsListed`` answers."""
+        self.ports.list_ports()
 
-        if self.input_port is not None:
-            _close_port(self.input_port)
-            self.input_port = None
-        self.input_name = None
-        if not name:
-            return True
-        try:
-            self.input_port = open_input(None if name == VIRTUAL else name, self.midi_in,
-                                         virtual=name == VIRTUAL)
-        except Exception as exc:
-            self.errorOccurred.emit(_one_line(exc))
-            return False
-        self.input_name = name
-        return True
+    def open_input(self, name: str | None) -> None:
+        """Open a MIDI input (VIRTUAL, a name, or None for none) off the GUI thread; ``inputOpened`` answers."""
+        self.ports.open_input(name)
 
-    def open_output(self, name: str | None) -> bool:
-        """Open a MIDI output (VIRTUAL, a name, or None for none) and route playback to it."""
-        from copilot_app.engine.midi_ports import open_output
+    def open_output(self, name: str | None) -> None:
+        """Open a MIDI output off the GUI thread and route playback to it; ``outputOpened`` answers."""
+        self.ports.open_output(name)
 
-        port = None
-        if name:
-            try:
-                port = open_output(None if name == VIRTUAL else name, virtual=name == VIRTUAL)
-            except Exception as exc:
-                self.errorOccurred.emit(_one_line(exc))
-                name = None
-        self._all_off()  # nothing left hanging on the port we leave
-        old = self.sink.set_target(port)
-        if old is not None and hasattr(old, "close"):
-            _close_port(old)
-        self.output_name = name
-        return port is not None or not name
+    @property
+    def input_name(self) -> str | None:
+        return self.ports.input_name
+
+    @property
+    def output_name(self) -> str | None:
+        return self.ports.output_name
 
     def set_output_sink(self, sink) -> None:
         """Route playback to any object with ``send(msg)`` (tests, a built-in synth)."""
@@ -307,57 +293,27 @@ class EngineBridge(QObject):
 
     def next_variation(self) -> None:
         if self._need_engine("next take"):
-            self.engine.call(lambda s: self._re_emit(s, s.next_variation))
+            self.engine.next_variation()    # the engine reports the change (takeReady)
 
     def previous_variation(self) -> None:
         if self._need_engine("previous take"):
-            self.engine.call(lambda s: self._re_emit(s, s.previous_variation))
-
-    def _re_emit(self, session, action: Callable[[], object]) -> None:
-        action()
-        if session.takes:
-            self.takeReady.emit(session.takes[-1])
+            self.engine.previous_variation()
 
     def audition(self, take: Take, index: int) -> None:
         """Play variation ``index`` of any take (not only the last) from the next bar line."""
-        if not self._need_engine("audition"):
-            return
-
-        def run(s) -> None:
-            take.chosen = index % len(take.variations)
-            start_q = s.quarters_at(s.grid.next_boundary(self.clock.now(), "bar"))
-            shift = start_q - take.start_quarters
-            s.player.replace([
-                PlannedNote(n.pitch, take.velocity, s.time_at_quarters(n.start_beats + shift),
-                            s.time_at_quarters(n.start_beats + n.duration_beats + shift))
-                for n in take.notes()])
-            self.takeReady.emit(take)
-        self.engine.call(run)
+        if self._need_engine("audition"):
+            self.engine.audition(take, index)
 
     def accept(self, take: Take | None = None, index: int | None = None) -> None:
         """Accept a take's variation (default: the last take's current one)."""
-        if not self._need_engine("accept"):
-            return
-
-        def run(s) -> None:
-            target = take if take is not None else (s.takes[-1] if s.takes else None)
-            if target is None:
-                return
-            if index is not None:
-                target.chosen = index % len(target.variations)
-            target.accepted = True
-            self.takeReady.emit(target)
-        self.engine.call(run)
+        if self._need_engine("accept"):
+            self.engine.accept(take, index)
 
     def discard(self, take: Take) -> None:
-        """Forget a take; if it is the one playing, stop."""
-        if self.engine is None:
-            return
-
-        def run(s) -> None:
-            if s.takes and s.takes[-1] is take:
-                s.stop()
-        self.engine.call(run)
+        """Forget a take; if it is the one playing, it stops with its note-offs."""
+        self.files.forget(take)
+        if self.engine is not None:
+            self.engine.discard(take)
 
     def stop_playback(self) -> None:
         if self.engine is not None:
@@ -376,13 +332,10 @@ class EngineBridge(QObject):
             self._all_off()
 
     def _all_off(self) -> None:
-        for channel in range(16):
-            for control in (SUSTAIN, ALL_NOTES_OFF, ALL_SOUND_OFF):
-                try:
-                    self.sink.send(mido.Message("control_change", channel=channel, control=control, value=0))
-                except Exception as exc:
-                    self.errorOccurred.emit(f"MIDI out: {_one_line(exc)}")
-                    return
+        try:
+            all_notes_off(self.sink.send)
+        except Exception as exc:
+            self.errorOccurred.emit(f"MIDI out: {_one_line(exc)}")
 
     # -- settings ---------------------------------------------------------------------
     def update_settings(self, **changes: object) -> None:
@@ -400,34 +353,31 @@ class EngineBridge(QObject):
             self.engine.set_metronome(enabled)
 
     def set_tempo(self, bpm: float) -> None:
-        """New internal tempo; the grid is re-anchored so the current beat stays put."""
+        """New internal tempo; the engine re-anchors its grid so the current beat stays put."""
         self.bpm = float(bpm)
-        if self.engine is None:
-            return
-        clock = self.clock
-
-        def apply(s) -> None:
-            grid = s.grid
-            if isinstance(grid, InternalGrid):
-                now = clock.now()
-                beat = grid.beat_at(now)
-                grid.bpm = float(bpm)
-                grid.origin = now - beat * grid.seconds_per_beat
-            else:
-                grid.fallback_bpm = float(bpm)
-        self.engine.call(apply)
+        if self.engine is not None:
+            self.engine.set_tempo(self.bpm)
 
     def set_meter(self, meter: Meter) -> None:
+        """A new meter: the engine starts a new timeline on it (same model, same takes)."""
         if meter != self.meter:
             self.meter = meter
-            self.rebuild_engine()
+            self._new_grid()
 
     def set_clock_source(self, source: str) -> None:
         if source not in ("internal", "midi"):
             raise ValueError(f"clock source must be 'internal' or 'midi', not {source!r}")
         if source != self.clock_source:
             self.clock_source = source
-            self.rebuild_engine()
+            self._new_grid()
+
+    def _new_grid(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return  # the next engine is built with them
+        engine.set_grid(self.meter, self.clock_source, self.bpm)
+        # After the grid (the inbox is first in, first out): the roll starts a new time line.
+        engine.call(lambda _s: safe_emit(self.timelineReset))
 
     # -- time, for the piano roll -----------------------------------------------------
     def quarters_now(self) -> float:
@@ -454,7 +404,7 @@ class EngineBridge(QObject):
         """Read ``path`` on a worker thread, continue it on the engine thread, emit phraseReady."""
         if not self._need_engine("open phrase"):
             return
-        engine = self.engine
+        engine, tag = self.engine, self.engine_tag
         settings = replace(self.settings)
 
         def read() -> None:
@@ -478,7 +428,7 @@ class EngineBridge(QObject):
                 finally:
                     self.busyChanged.emit(False)
                 self.phraseReady.emit(notes, take)
-                self.takeReady.emit(take)
+                self._take_done(s, take, tag)
             engine.call(run)
 
         threading.Thread(target=read, name="copilot-phrase", daemon=True).start()
@@ -501,13 +451,6 @@ def safe_emit(signal, *args) -> None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def _close_port(port) -> None:
-    try:
-        port.close()
-    except Exception:  # a vanished device may complain on close
-        pass
 
 
 def _close_later(engine) -> None:

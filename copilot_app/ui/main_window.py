@@ -1,13 +1,12 @@
 """The main window: ports and time, sampling sliders, live piano roll, takes, keyboard.
 
 Every control talks to the engine through ``EngineBridge`` (copilot_app/ui/bridge.py);
-the engine answers with queued signals, so nothing here waits on inference,
-file I/O or training. Settings persist in QSettings (the caller passes the
+the engine, the MIDI port worker and the take-file writer answer with queued
+signals, so nothing here waits on inference, MIDI ports, file I/O or training. Settings persist in QSettings (the caller passes the
 QSettings object, so tests use a temporary file and never touch the user's).
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl, Signal
@@ -25,7 +24,8 @@ from copilot_app.ui.finetune import FineTuneDialog
 from copilot_app.ui.keyboard import MusicalTyping, PianoKeyboard
 from copilot_app.ui.models import ModelEntry, all_models, default_models_dir
 from copilot_app.ui.piano_roll import PianoRoll
-from copilot_app.ui.takes import TakeRef, TakesPanel, take_file_name, take_mime_data, write_take
+from copilot_app.ui.take_files import take_file_name
+from copilot_app.ui.takes import TakeRef, TakesPanel, file_mime_data
 
 TITLE = "Composer Copilot"
 METERS = ["4/4", "3/4", "2/4", "2/2", "6/8", "5/4", "7/8", "9/8", "12/8"]
@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.finetune_dialog: FineTuneDialog | None = None
         self._extra_model: Path | None = Path(model_path) if model_path else None
         self._restoring = True
+        self._open_saved_after_listing = open_ports  # saved ports open once the ports are listed
         self.typing = MusicalTyping()
 
         self._build_actions()
@@ -86,8 +87,6 @@ class MainWindow(QMainWindow):
         QApplication.instance().installEventFilter(self)
 
         self.refresh_ports(list_system=open_ports)
-        if open_ports:
-            self._open_saved_ports()
         if autoload:
             start = self._startup_model(model_path)
             if start is not None:
@@ -339,6 +338,10 @@ class MainWindow(QMainWindow):
         b.modelFailed.connect(self._on_model_failed)
         b.phraseReady.connect(self._on_phrase)
         b.busyChanged.connect(self._on_busy)
+        b.timelineReset.connect(self._on_timeline_reset)
+        b.portsListed.connect(self._on_ports_listed)
+        b.inputOpened.connect(self._on_input_opened)
+        b.outputOpened.connect(self._on_output_opened)
 
     # -- settings -------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -444,14 +447,14 @@ class MainWindow(QMainWindow):
 
     # -- ports --------------------------------------------------------------------------
     def refresh_ports(self, list_system: bool = True) -> None:
-        from copilot_app.engine.midi_ports import VIRTUAL_IN, VIRTUAL_OUT, list_ports
-
-        inputs, outputs = [], []
+        """Offer (none) and our virtual ports now; the system's ports when the port worker has listed them."""
+        self._fill_port_combos([], [])
         if list_system:
-            try:
-                inputs, outputs = list_ports()
-            except Exception as exc:
-                self.show_error(f"MIDI ports: {exc}", dialog=False)
+            self.bridge.list_ports()
+
+    def _fill_port_combos(self, inputs: list[str], outputs: list[str]) -> None:
+        from copilot_app.engine.midi_ports import VIRTUAL_IN, VIRTUAL_OUT
+
         for combo, names, virtual in ((self.input_combo, inputs, VIRTUAL_IN),
                                       (self.output_combo, outputs, VIRTUAL_OUT)):
             current = combo.currentData()
@@ -463,8 +466,17 @@ class MainWindow(QMainWindow):
                 if not name.startswith("Composer Copilot"):  # our own virtual ports
                     combo.addItem(name, name)
             i = combo.findData(current)
+            if i < 0 and current:  # an open port that vanished from the list stays shown
+                combo.addItem(current, current)
+                i = combo.count() - 1
             combo.setCurrentIndex(i if i >= 0 else 0)
             combo.blockSignals(False)
+
+    def _on_ports_listed(self, inputs: list[str], outputs: list[str]) -> None:
+        self._fill_port_combos(inputs, outputs)
+        if self._open_saved_after_listing:
+            self._open_saved_after_listing = False
+            self._open_saved_ports()
 
     def _open_saved_ports(self) -> None:
         for combo, key, opener in ((self.input_combo, "ports/in", self.bridge.open_input),
@@ -480,20 +492,24 @@ class MainWindow(QMainWindow):
             opener(name)
 
     def _input_chosen(self) -> None:
-        name = self.input_combo.currentData() or None
-        if self.bridge.open_input(name):
-            self._save("ports/in", name or "")
-            self.statusBar().showMessage(f"MIDI in: {self.input_combo.currentText()}", 4000)
-        else:
-            self.input_combo.setCurrentIndex(0)
+        self.bridge.open_input(self.input_combo.currentData() or None)  # inputOpened answers
 
     def _output_chosen(self) -> None:
-        name = self.output_combo.currentData() or None
-        if self.bridge.open_output(name):
-            self._save("ports/out", name or "")
-            self.statusBar().showMessage(f"MIDI out: {self.output_combo.currentText()}", 4000)
-        else:
-            self.output_combo.setCurrentIndex(0)
+        self.bridge.open_output(self.output_combo.currentData() or None)  # outputOpened answers
+
+    def _on_input_opened(self, name: str, ok: bool) -> None:
+        self._port_opened(self.input_combo, "ports/in", "MIDI in", name, ok)
+
+    def _on_output_opened(self, name: str, ok: bool) -> None:
+        self._port_opened(self.output_combo, "ports/out", "MIDI out", name, ok)
+
+    def _port_opened(self, combo: QComboBox, key: str, what: str, name: str, ok: bool) -> None:
+        if ok:
+            self._save(key, name)
+            i = combo.findData(name)
+            self.statusBar().showMessage(f"{what}: {combo.itemText(i) if i >= 0 else '(none)'}", 4000)
+        elif combo.currentData() == name:  # the user has not picked another one meanwhile
+            combo.setCurrentIndex(0)
 
     # -- models ---------------------------------------------------------------------
     def _startup_model(self, requested: str | None) -> Path | None:
@@ -612,6 +628,10 @@ class MainWindow(QMainWindow):
             f"Take {take.number}: variation {take.chosen + 1}/{len(take.variations)}, "
             f"{len(take.notes())} notes{latency}" + (" · accepted" if take.accepted else ""), 6000)
 
+    def _on_timeline_reset(self) -> None:
+        self.roll.clear()  # a new grid: time starts over at bar 1
+        self.keyboard.clear_lit()
+
     def _on_phrase(self, notes, take: Take) -> None:
         self.roll.add_phrase(notes)
 
@@ -679,11 +699,13 @@ class MainWindow(QMainWindow):
         self.bridge.continue_file(path)
 
     def _mime_for_ref(self, ref: TakeRef):
+        """The drag's mime data: the take's file, already written in the background."""
         try:
-            return take_mime_data(ref.take, ref.index, self.bridge.meter, self.bridge.tempo_now)
+            path = self.bridge.files.path_or_write(ref.take, ref.index, self.bridge.meter, self.bridge.tempo_now)
         except Exception as exc:
             self.show_error(f"cannot write the take for dragging: {exc}", dialog=False)
             return None
+        return file_mime_data(path)
 
     def export_take(self, ref: TakeRef | None = None, path: str | None = None) -> None:
         """File > Export take…: a dialog (unless ``path`` is given), then an atomic write off the GUI thread."""
@@ -698,18 +720,15 @@ class MainWindow(QMainWindow):
                 return
             if not path.lower().endswith((".mid", ".midi")):
                 path += ".mid"
-        meter, tempo = self.bridge.meter, self.bridge.tempo_now
-        bridge = self.bridge
+        bridge, number = self.bridge, ref.take.number
 
-        def work() -> None:
-            try:
-                write_take(path, ref.take, ref.index, meter, tempo)
-            except Exception as exc:
-                safe_emit(bridge.errorOccurred, f"export failed: {exc}")
+        def done(written: Path | None, error: str | None) -> None:  # on the file worker
+            if written is None:
+                safe_emit(bridge.errorOccurred, f"export failed: {error}")  # -> the status bar
                 return
-            safe_emit(self.exported, str(path))
-            safe_emit(self.notice, f"Exported take {ref.take.number} to {path}")
-        threading.Thread(target=work, name="copilot-export", daemon=True).start()
+            safe_emit(self.exported, str(written))
+            safe_emit(self.notice, f"Exported take {number} to {written}")
+        self.bridge.files.export(path, ref.take, ref.index, self.bridge.meter, self.bridge.tempo_now, done)
 
     # -- errors -------------------------------------------------------------------------
     def show_error(self, message: str, dialog: bool = False) -> None:

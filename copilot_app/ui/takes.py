@@ -3,10 +3,11 @@
 A drag carries a ``file://`` URL to a .mid written atomically (tempo, time
 signature, track name) in the app's temp folder, which is what DAWs and file
 managers accept; File > Export take… writes the same file where the user says.
+The files are written in the background when a take arrives
+(copilot_app/ui/take_files.py); a drag only wraps an existing path.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,7 @@ from PySide6.QtGui import QColor, QDrag, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QVBoxLayout, QWidget, QApplication)
 
-from copilot_app.engine.clock import Meter
 from copilot_app.engine.session import Take
-from model.tokens.config import TICKS_PER_QUARTER
-from model.tokens.midi_io import write_notes
-from model.tokens.performance import GridNote
-
-TRACK_NAME = "Composer Copilot"
 
 
 @dataclass(frozen=True)
@@ -36,37 +31,8 @@ class TakeRef:
         return self.take.variations[self.index]
 
 
-def take_grid_notes(take: Take, index: int, meter: Meter) -> list[GridNote]:
-    """A variation's notes shifted so the file starts on the bar line before the take."""
-    bar_ticks = int(round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER))
-    start_tick = int(round(take.start_quarters * TICKS_PER_QUARTER))
-    origin = (start_tick // bar_ticks) * bar_ticks if bar_ticks > 0 else start_tick
-    return sorted(GridNote(n.start - origin, n.duration, n.pitch, take.velocity)
-                  for n in take.variations[index] if n.start >= origin)
-
-
-def write_take(path: str | Path, take: Take, index: int, meter: Meter, tempo_qpm: float) -> Path:
-    """Write one variation as a type-1 .mid (atomic: temp file + rename)."""
-    path = Path(path)
-    write_notes(path, take_grid_notes(take, index, meter), [(0, meter.numerator, meter.denominator)],
-                tempo_qpm, name=f"{TRACK_NAME} take {take.number}")
-    return path
-
-
-def drag_folder() -> Path:
-    folder = Path(tempfile.gettempdir()) / "composer-copilot-takes"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def take_file_name(take: Take, index: int) -> str:
-    return f"copilot-take-{take.number}-v{index + 1}.mid"
-
-
-def take_mime_data(take: Take, index: int, meter: Meter, tempo_qpm: float,
-                   folder: Path | None = None) -> QMimeData:
-    """Mime data for a drag: a file URL (and the path as text) to a fresh .mid."""
-    path = write_take((folder or drag_folder()) / take_file_name(take, index), take, index, meter, tempo_qpm)
+def file_mime_data(path: str | Path) -> QMimeData:
+    """Mime data for a drag: a file URL (and the path as text) to a .mid that exists."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     mime.setText(str(path))

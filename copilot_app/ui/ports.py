@@ -1,0 +1,184 @@
+"""MIDI ports for the window: listed, opened and closed off the GUI thread.
+
+Opening or closing a port can take long: python-rtmidi talks to ALSA or a
+JACK server (a busy JACK server answers in its own time), and closing an
+input joins its polling thread (``midi_ports.RtInput``). So every port
+operation runs on one worker thread of its own, in the order asked (open A
+then open B never race), and the results come back as signals, which Qt
+queues to the GUI thread. Not the engine thread: the engine is replaced when
+the model changes, may not exist yet, and must not stall MIDI input while a
+port opens.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
+
+import mido
+from PySide6.QtCore import QObject, Signal
+
+from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
+
+log = logging.getLogger(__name__)
+
+VIRTUAL = "virtual"  # port name given to open_* for the app's own virtual port
+
+
+def all_notes_off(send: Callable[[mido.Message], None]) -> None:
+    """Sustain up, all notes off and all sound off on every channel."""
+    for channel in range(16):
+        for control in (SUSTAIN, ALL_NOTES_OFF, ALL_SOUND_OFF):
+            send(mido.Message("control_change", channel=channel, control=control, value=0))
+
+
+class PortManager(QObject):
+    """The input port and the output behind the engine's sink (see module docstring).
+
+    ``input_port`` and the sink's target are changed only on the worker thread.
+    """
+
+    portsListed = Signal(list, list)  # input names, output names
+    inputOpened = Signal(str, bool)   # the name asked for ("" for none), whether it is open
+    outputOpened = Signal(str, bool)
+    errorOccurred = Signal(str)
+
+    def __init__(self, sink, midi_in: Callable[[mido.Message], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.sink = sink                # ForwardingSink: ``set_target`` swaps the output atomically
+        self.midi_in = midi_in          # rtmidi's callback (it only enqueues)
+        self.input_port = None
+        self.input_name: str | None = None
+        self.output_name: str | None = None
+        # Not a daemon: Python joins these workers at exit, so ports close cleanly.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copilot-ports")
+        self._last: Future | None = None
+
+    # -- called on the GUI thread; each returns at once ------------------------------
+    def list_ports(self) -> None:
+        """Look for ports; ``portsListed`` (or ``errorOccurred``) answers."""
+        self._submit(self._list)
+
+    def open_input(self, name: str | None) -> None:
+        """Close the current input, open ``name`` (VIRTUAL, a port name, or None for none)."""
+        self._submit(lambda: self._swap_input(name))
+
+    def open_output(self, name: str | None) -> None:
+        """Open ``name`` (VIRTUAL, a port name, or None for none) and route playback to it."""
+        self._submit(lambda: self._swap_output(name))
+
+    def close(self, before: Callable[[], None] | None = None) -> Future:
+        """Run ``before`` (e.g. closing the engine, whose note-offs need the output), then close both ports.
+
+        Returns the job's future; nothing waits on it on the GUI thread.
+        """
+        def work() -> None:
+            if before is not None:
+                try:
+                    before()
+                except Exception:
+                    log.exception("closing before the ports")
+            self._close_input()
+            old = self.sink.set_target(None)
+            _close_port(old)
+            self.output_name = None
+        future = self._submit(work)
+        self._worker.shutdown(wait=False)  # the queued jobs still run
+        return future
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the jobs asked so far (tests and shutdown, never the running GUI)."""
+        last = self._last
+        if last is None:
+            return True
+        try:
+            last.result(timeout)
+        except TimeoutError:
+            return False
+        except Exception:
+            pass
+        return True
+
+    def _submit(self, fn: Callable[[], None]) -> Future | None:
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception as exc:  # a port job must never die silently
+                log.exception("MIDI port job")
+                self._emit("errorOccurred", f"MIDI ports: {_one_line(exc)}")
+        try:
+            self._last = self._worker.submit(guarded)
+        except RuntimeError:  # closed: the window is going away
+            return None
+        return self._last
+
+    # -- worker thread -----------------------------------------------------------
+    def _list(self) -> None:
+        from copilot_app.engine.midi_ports import list_ports
+
+        try:
+            inputs, outputs = list_ports()
+        except Exception as exc:
+            self._emit("errorOccurred", f"MIDI ports: {_one_line(exc)}")
+            return
+        self._emit("portsListed", list(inputs), list(outputs))
+
+    def _swap_input(self, name: str | None) -> None:
+        from copilot_app.engine.midi_ports import open_input
+
+        self._close_input()
+        if not name:
+            self._emit("inputOpened", "", True)
+            return
+        try:
+            self.input_port = open_input(None if name == VIRTUAL else name, self.midi_in,
+                                         virtual=name == VIRTUAL)
+        except Exception as exc:
+            self._emit("errorOccurred", _one_line(exc))
+            self._emit("inputOpened", name, False)
+            return
+        self.input_name = name
+        self._emit("inputOpened", name, True)
+
+    def _close_input(self) -> None:
+        port, self.input_port, self.input_name = self.input_port, None, None
+        _close_port(port)
+
+    def _swap_output(self, name: str | None) -> None:
+        from copilot_app.engine.midi_ports import open_output
+
+        port, ok = None, True
+        if name:
+            try:
+                port = open_output(None if name == VIRTUAL else name, virtual=name == VIRTUAL)
+            except Exception as exc:
+                self._emit("errorOccurred", _one_line(exc))
+                ok = False
+        try:
+            all_notes_off(self.sink.send)  # nothing left hanging on the port we leave
+        except Exception as exc:
+            self._emit("errorOccurred", f"MIDI out: {_one_line(exc)}")
+        old = self.sink.set_target(port)
+        _close_port(old)
+        self.output_name = name if port is not None else None
+        self._emit("outputOpened", name or "", ok)
+
+    def _emit(self, signal: str, *args) -> None:
+        try:
+            getattr(self, signal).emit(*args)
+        except RuntimeError:  # the window (and this object) were deleted meanwhile
+            pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _close_port(port) -> None:
+    if port is None or not hasattr(port, "close"):
+        return
+    try:
+        port.close()
+    except Exception:  # a vanished device may complain on close
+        pass

@@ -1,0 +1,189 @@
+"""Takes as .mid files: written atomically in the background as soon as a take is complete.
+
+A drag into a DAW must hand over a file URL the moment the mouse moves; the
+file is written before that, on a worker thread, into a cache folder under
+the system temp folder, so starting a drag only builds the mime data from a
+path that exists. File > Export take… writes the same bytes where the user
+says, on the same worker. Files are named after the take
+(``copilot-take-3-v1.mid``), which is the clip name DAWs show; each engine
+gets its own sub-folder because take numbers start again with a new engine.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from copilot_app.engine.clock import Meter
+from copilot_app.engine.session import Take
+from model.tokens.config import TICKS_PER_QUARTER
+from model.tokens.midi_io import write_notes
+from model.tokens.performance import GridNote
+
+log = logging.getLogger(__name__)
+
+TRACK_NAME = "Composer Copilot"
+
+
+def take_grid_notes(take: Take, index: int, meter: Meter) -> list[GridNote]:
+    """A variation's notes shifted so the file starts on the bar line before the take."""
+    bar_ticks = int(round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER))
+    start_tick = int(round(take.start_quarters * TICKS_PER_QUARTER))
+    origin = (start_tick // bar_ticks) * bar_ticks if bar_ticks > 0 else start_tick
+    return _restrikes_end_notes(sorted(GridNote(n.start - origin, n.duration, n.pitch, take.velocity)
+                                       for n in take.variations[index] if n.start >= origin))
+
+
+def _restrikes_end_notes(notes: list[GridNote]) -> list[GridNote]:
+    """A note struck again while it sounds ends there, as the Player plays it.
+
+    Overlapping notes of one pitch are ambiguous in a MIDI file (readers pair
+    note-ons and note-offs first-in-first-out or last-in-first-out), so a DAW
+    would not get what was heard. Notes trimmed to nothing are dropped.
+    """
+    out: list[GridNote] = []
+    last: dict[int, int] = {}  # pitch -> index in out of its latest note
+    for note in notes:
+        i = last.get(note.pitch)
+        if i is not None and out[i].start + out[i].duration > note.start:
+            out[i] = out[i]._replace(duration=note.start - out[i].start)
+        last[note.pitch] = len(out)
+        out.append(note)
+    return [n for n in out if n.duration > 0]
+
+
+def write_take(path: str | Path, take: Take, index: int, meter: Meter, tempo_qpm: float) -> Path:
+    """Write one variation as a type-1 .mid (atomic: temp file + rename)."""
+    path = Path(path)
+    write_notes(path, take_grid_notes(take, index, meter), [(0, meter.numerator, meter.denominator)],
+                tempo_qpm, name=f"{TRACK_NAME} take {take.number}")
+    return path
+
+
+def drag_folder() -> Path:
+    folder = Path(tempfile.gettempdir()) / "composer-copilot-takes"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def take_file_name(take: Take, index: int) -> str:
+    return f"copilot-take-{take.number}-v{index + 1}.mid"
+
+
+class TakeFiles:
+    """Each take's variations written in the background (see module docstring).
+
+    ``add`` may be called from any thread (the engine thread calls it when a
+    take is complete); ``path`` and ``path_or_write`` from the GUI thread.
+    A take's file reflects the meter and tempo the take was made in.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._root = folder
+        self._lock = threading.Lock()
+        # id(take) -> (take, meter, tempo, {index: future of the path}); the take
+        # is kept so its id is never reused while the entry exists.
+        self._files: dict[int, tuple[Take, Meter, float, str, dict[int, Future]]] = {}
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copilot-files")
+
+    def add(self, take: Take, meter: Meter, tempo_qpm: float, tag: str = "0") -> None:
+        """Queue every variation of a complete take for writing; returns at once."""
+        with self._lock:
+            entry = self._files.get(id(take))
+            if entry is not None and entry[0] is take:
+                return
+            futures: dict[int, Future] = {}
+            self._files[id(take)] = (take, meter, tempo_qpm, tag, futures)
+            for index in range(len(take.variations)):
+                try:
+                    futures[index] = self._worker.submit(self._write, take, index, meter, tempo_qpm, tag)
+                except RuntimeError:  # closed
+                    return
+
+    def path(self, take: Take, index: int) -> Path | None:
+        """The written file, or None if it is not written (yet, or the write failed)."""
+        with self._lock:
+            entry = self._files.get(id(take))
+            future = entry[4].get(index) if entry is not None and entry[0] is take else None
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
+    def ready(self, take: Take) -> bool:
+        """Every variation of ``take`` has its file (tests, status)."""
+        return all(self.path(take, i) is not None for i in range(len(take.variations)))
+
+    def path_or_write(self, take: Take, index: int, meter: Meter, tempo_qpm: float) -> Path:
+        """The file for a drag: the one written in the background, else written now.
+
+        The synchronous write is a fallback only: a drag that starts before
+        the worker got to this take (within milliseconds of its arrival), a
+        take that never went through ``add``, or a failed background write.
+        QDrag needs its mime data before it starts, so the file must exist
+        now; one small .mid is a millisecond or two.
+        """
+        ready = self.path(take, index)
+        if ready is not None:
+            return ready
+        with self._lock:
+            entry = self._files.get(id(take))
+        if entry is not None and entry[0] is take:
+            _t, meter, tempo_qpm, tag, _f = entry
+        else:
+            tag = "0"
+        return self._write(take, index, meter, tempo_qpm, tag)
+
+    def export(self, path: str | Path, take: Take, index: int, meter: Meter, tempo_qpm: float,
+               done: Callable[[Path | None, str | None], None]) -> None:
+        """Write a take where the user said, on the worker; ``done(path, error)`` is called there.
+
+        A take made here is written in its own meter and tempo, like its drag
+        file; ``meter`` and ``tempo_qpm`` are for a take that never came through ``add``.
+        """
+        with self._lock:
+            entry = self._files.get(id(take))
+        if entry is not None and entry[0] is take:
+            meter, tempo_qpm = entry[1], entry[2]
+
+        def work() -> None:
+            try:
+                written = write_take(path, take, index, meter, tempo_qpm)
+            except Exception as exc:
+                done(None, str(exc) or type(exc).__name__)
+                return
+            done(written, None)
+        try:
+            self._worker.submit(work)
+        except RuntimeError:
+            done(None, "the app is closing")
+
+    def forget(self, take: Take) -> None:
+        """Stop tracking a discarded take (its files stay: a DAW may still read them)."""
+        with self._lock:
+            entry = self._files.get(id(take))
+            if entry is not None and entry[0] is take:
+                del self._files[id(take)]
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False)
+
+    # -- worker thread ---------------------------------------------------------
+    def _folder(self, tag: str) -> Path:
+        with self._lock:  # the worker and a drag's fallback may both get here first
+            if self._root is None:
+                # One folder per app run: take numbers repeat across runs and engines.
+                self._root = Path(tempfile.mkdtemp(prefix="run-", dir=drag_folder()))
+            root = self._root
+        folder = root / f"engine-{tag}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _write(self, take: Take, index: int, meter: Meter, tempo_qpm: float, tag: str) -> Path:
+        try:
+            return write_take(self._folder(tag) / take_file_name(take, index), take, index, meter, tempo_qpm)
+        except Exception:
+            log.exception("writing take %s", take.number)
+            raise
