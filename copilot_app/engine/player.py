@@ -12,6 +12,7 @@ sounding first ends the old note, so on/off pairs on the wire always match.
 """
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -58,6 +59,15 @@ def tighten_gil_switch_interval() -> None:
     """Lower the interpreter's GIL switch interval to GIL_SWITCH_INTERVAL_S (never raise it)."""
     if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+def freeze_gc_heap() -> None:
+    """Move every object alive now (the model, the vocabulary tables, Qt) out of
+    the garbage collector's reach. A full collection walks all tracked objects
+    with the GIL held; with a model loaded that is a pause long enough to make
+    a note late (a 130 ms outlier in bench/live_bench.py). What the engine
+    allocates afterwards is still collected."""
+    gc.freeze()
 
 
 # Heap entries: (time, order, seq, kind, note_id, note). order puts note-offs
@@ -183,6 +193,7 @@ class Player:
         if self._thread is not None:
             return
         tighten_gil_switch_interval()
+        freeze_gc_heap()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="copilot-player", daemon=True)
         self._thread.start()

@@ -32,7 +32,7 @@ import torch
 from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
 from copilot_app.engine.generation import ContextTrack, generate
 from copilot_app.engine.midi_input import Routed
-from copilot_app.engine.player import PlannedNote, Player
+from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
 from model.sampling import SamplingParams
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.streaming import DecodedNote, StreamingEncoder
@@ -108,6 +108,7 @@ class ModelRunner:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.state = model.init_state(1, device=self.device)
+        freeze_gc_heap()  # a newly loaded model: keep full collections short (see player.py)
         self.logits: torch.Tensor | None = None
 
     def reset(self) -> None:
