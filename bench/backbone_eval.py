@@ -6,8 +6,8 @@ For runs made with the real trainer on the same data and token budget, e.g.
         --ctx-len 512 --batch-size 8 --steps 500 --lr 2e-3 --threads 1
     (the same with --arch lstm --n-layer 3 --n-embd 352, --arch transformer --n-layer 7 --n-embd 192)
 
-    python bench/backbone_eval.py --data CORPUS rwkv=runs/rwkv/best.safetensors \\
-        lstm=runs/lstm/best.safetensors transformer=runs/transformer/best.safetensors
+    python bench/backbone_eval.py rwkv=runs/rwkv/best.safetensors \\
+        lstm=runs/lstm/best.safetensors transformer=runs/transformer/best.safetensors --data CORPUS
 
 prints val NLL, the musical metrics of 2-bar continuations of held-out 4-bar
 contexts against the true 2 bars (trainer.evaluate, the app's grammar mask),

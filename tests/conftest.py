@@ -65,15 +65,22 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory):
     previous_api = os.environ.get("COPILOT_MIDI_API")
     os.environ["COPILOT_MIDI_API"] = "UNIX_JACK"
     proc = None
+    previous_server = os.environ.get("JACK_DEFAULT_SERVER")
     if not _jack_running():
         jackd = shutil.which("jackd")
         if jackd is None:
             pytest.skip("jackd is not installed (apt install jackd2)")
         log = tmp_path_factory.mktemp("jack") / "jackd.log"
+        # A server name of our own: a "default" server that died uncleanly
+        # leaves semaphores in /dev/shm that wedge the next one of that name
+        # (every cycle then times out). Clients and subprocesses follow the
+        # JACK_DEFAULT_SERVER variable.
+        os.environ["JACK_DEFAULT_SERVER"] = f"copilot-tests-{os.getpid()}"
         with open(log, "wb") as fh:
             # -S (synchronous): the server waits for every client each cycle, so
             # a loaded 2-core CI box slows the graph down instead of dropping MIDI.
-            proc = subprocess.Popen([jackd, "-S", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+            proc = subprocess.Popen([jackd, "-n", os.environ["JACK_DEFAULT_SERVER"], "-S", "--no-realtime",
+                                     "-d", "dummy", "-r", "48000", "-p", "256"],
                                     stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 15
         while not _jack_running():
@@ -88,7 +95,8 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory):
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
-    if previous_api is None:
-        os.environ.pop("COPILOT_MIDI_API", None)
-    else:
-        os.environ["COPILOT_MIDI_API"] = previous_api
+    for name, value in (("COPILOT_MIDI_API", previous_api), ("JACK_DEFAULT_SERVER", previous_server)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -3,8 +3,8 @@
 NLL: whole held-out pieces (``[BOS] ids [EOS]``, windows of up to
 ``EVAL_CTX`` tokens), in nats per token and bits per note.
 Continuations: 4-bar contexts from held-out pieces, 2 bars sampled with the
-REMI grammar mask and the context's meter kept (as the app does), compared
-with the true 2 bars.
+REMI grammar mask, the context's meter kept and no EOS (as the app does),
+compared with the true 2 bars.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _prefill(model: nn.Module, ids: list[int], device: torch.device):
 @torch.no_grad()
 def continue_bars(model: nn.Module, context: list[int], bars: int, params: SamplingParams,
                   gen: torch.Generator, device: torch.device) -> list[int]:
-    """Sample until ``bars`` bars are complete (the next Bar), EOS, or the safety net."""
+    """Sample until ``bars`` bars are complete (the next Bar) or the safety net."""
     v = vocab()
     grammar = RemiGrammar()
     meter = None  # the context's last TimeSig: continuations keep the meter, as in the app
@@ -82,7 +82,9 @@ def continue_bars(model: nn.Module, context: list[int], bars: int, params: Sampl
     out: list[int] = []
     seen_bars = 0
     while len(out) < MAX_NEW_TOKENS:
-        mask = torch.from_numpy(grammar.allowed_keeping_meter(meter)).to(logits.device)
+        allowed = grammar.allowed_keeping_meter(meter)
+        allowed[v.eos] = False  # as in the app: an answer ends by length, not by the model giving up
+        mask = torch.from_numpy(allowed).to(logits.device)
         tok = int(sample(logits.float(), params, generator=gen, mask=mask)[0])
         if tok == v.bar:
             seen_bars += 1

@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     dialog.extra_args = ["--steps", str(args.fine_tune_steps), "--ctx-len", "64", "--batch-size", "4",
                          "--eval-every", "5", "--device", "cpu"]
     dialog.start()
-    wait_for(app, lambda: len(dialog.plot.train) >= args.fine_tune_steps // 2 or dialog.state != "running", 300)
-    spin(app, 0.3)
+    # Grab mid-run: a few points on the plot, well before early stopping could
+    # end a run this short (the grab is meant to show a run in progress).
+    wait_for(app, lambda: len(dialog.plot.train) >= 6 or dialog.state != "running", 300)
     state = dialog.state
     composite(window, dialog).save(str(out / "main-window-fine-tuning.png"))
     wait_for(app, lambda: dialog.state != "running", 300)
