@@ -299,3 +299,25 @@ def test_set_grid_starts_a_new_timeline_and_keeps_the_takes(tiny_model):
     assert second.start_quarters == pytest.approx(3.0)  # the new grid's first 3/4 bar line
     player.pump(100.0)
     assert balance(port.messages) == {}
+
+
+def test_empty_bars_enter_the_state_as_they_pass_so_an_answer_starts_in_the_current_bar(tiny_model):
+    settings = SessionSettings(seed=2, trigger_beats=0, start_on="bar")  # answers only when asked
+    session, player, port, clock = make_session(tiny_model, settings)
+    play(session, clock, PHRASE)  # the first bar (0-2 s at 120 BPM)
+    session.poll(1.95)
+    before = session.stats.tokens_in
+    assert session.poll(4.5) is None  # the 2nd and 3rd bars have begun, nobody played
+    assert session.stats.tokens_in - before == 4  # Bar/TimeSig, twice
+    steps = []
+    real_step = tiny_model.step
+    tiny_model.step = lambda *a, **kw: steps.append(1) or real_step(*a, **kw)
+    try:
+        take = session.trigger(4.5)
+    finally:
+        del tiny_model.step
+    notes = take.notes()
+    assert notes and all(n.start >= 3 * 4 * 24 for n in notes)  # from the 4th bar, the next bar line
+    player.pump(100.0)
+    assert balance(port.messages) == {}
+    assert session.settings.trigger_beats == 0 and steps  # sampled from the state, not re-primed

@@ -160,3 +160,25 @@ def test_unsupported_meter_is_refused():
 
     with pytest.raises(UnsupportedMeterError, match="5/16"):
         StreamingEncoder().meter(0.0, 5, 16)
+
+
+def test_open_bars_emits_each_passed_bar_line_once_and_changes_no_token():
+    """Live use: empty bars go out as their bar lines pass; the whole stream is
+    the same as when the next note brings them."""
+
+    def play(open_bars: bool) -> tuple[list[str], list[list[str]]]:
+        enc = StreamingEncoder()
+        out = enc.note_on(0.0, 60, 90) + enc.note_off(1.0, 60)
+        steps = [enc.advance(t, open_bars=open_bars) for t in (1.5, 3.9, 4.2, 7.0, 8.1, 9.0)]
+        out += [tok for step in steps for tok in step]
+        out += enc.note_on(9.5, 62, 90) + enc.note_off(10.0, 62) + enc.flush(11.0)
+        return out, steps
+
+    live, steps = play(True)
+    offline, offline_steps = play(False)
+    assert live == offline and RemiGrammar().accepts(live)
+    assert steps[1:] == [[], ["Bar_None", "TimeSig_4/4"], [], ["Bar_None", "TimeSig_4/4"], []]
+    assert offline_steps[1:] == [[]] * 5
+    held = StreamingEncoder()
+    held.note_on(0.0, 60, 90)
+    assert held.advance(5.0, open_bars=True) == []  # a sounding note's onset comes first

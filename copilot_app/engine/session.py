@@ -249,7 +249,13 @@ class LiveSession:
         """Let time pass: commit held notes, prepare the answer during a pause,
         and fire the silence trigger when due."""
         now = self.clock.now() if now is None else now
-        self._accept(self.encoder.advance(self.quarters_at(now)))
+        # Empty bars go into the state as their bar lines pass, so an answer
+        # asked for after a pause starts from the current bar instead of
+        # sampling its way there (4 of the 6 steps before the first note).
+        # Not while a silence trigger is pending: its answer, prepared during
+        # the pause, was sampled from the context as it was.
+        silence_pending = self.settings.trigger_beats > 0 and self._new_notes_since_take
+        self._accept(self.encoder.advance(self.quarters_at(now), open_bars=not silence_pending))
         if self.silence_trigger_due(now):
             # The trigger time is the moment the silence reached N beats, so
             # the answer's start matches the one prepared for it.

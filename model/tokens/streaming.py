@@ -122,10 +122,21 @@ class StreamingEncoder:
         self._meters.change(time, numerator, denominator)
         return self._emit()
 
-    def advance(self, time: float) -> list[str]:
-        """Time passed without events: held notes may commit, onsets may close."""
+    def advance(self, time: float, open_bars: bool = False) -> list[str]:
+        """Time passed without events: held notes may commit, onsets may close.
+
+        With ``open_bars`` (live use) a bar line that passes while nothing is
+        pending or sounding also emits that bar's Bar/TimeSig: they are final
+        (any later note of that bar comes after them), so a live model state
+        is already in the current bar when an answer is asked for. Offline
+        encodings leave it off: they end at the last note, as miditok does.
+        """
         self._tick(time)
-        return self._emit()
+        out = self._emit()
+        if open_bars and not self._pending and not self._sounding:
+            onset = max(self._meters.quantize_onset(self._now), self._floor)
+            out += self._bars_through(self._meters.bar_of(onset)[0])
+        return out
 
     def flush(self, time: float) -> list[str]:
         """Release everything sounding at ``time`` and emit all pending tokens."""
@@ -198,13 +209,19 @@ class StreamingEncoder:
                 out += self._note_tokens(cand.onset, dur, cand.pitch)
         return out
 
-    def _note_tokens(self, onset: int, duration: int, pitch: int) -> list[str]:
+    def _bars_through(self, bar: int) -> list[str]:
+        """Bar/TimeSig for every bar after the last one emitted, up to ``bar``."""
         out = []
-        bar, _ = self._meters.bar_of(onset)
         while self._bar < bar:
             self._bar += 1
             _, sec = self._meters.bar_start(self._bar)
             out += ["Bar_None", f"TimeSig_{sec.num}/{sec.den}"]
+        return out
+
+    def _note_tokens(self, onset: int, duration: int, pitch: int) -> list[str]:
+        out = []
+        bar, _ = self._meters.bar_of(onset)
+        out += self._bars_through(bar)
         if onset != self._last_onset:
             start, sec = self._meters.bar_start(bar)
             out.append(f"Position_{(onset - start) // grid_step(sec.den)}")
