@@ -3,10 +3,9 @@
 One-token step latency of the native RWKV-7 step, batch 1 and 4, one CPU
 thread, for candidate sizes (random weights: the cost does not depend on
 them), with BlinkDL's `rwkv` package on the same weights as the peer at
-batch 1 where it is installed. The live engine's explicit-trigger answer
-takes ~6 steps before its first note (Bar/TimeSig to reach the current bar,
-Position, Pitch, Duration), so "6 steps" is the model's share of the time
-to first note.
+batch 1 where it is installed. A live answer takes 2 to 6 steps before its
+first note (Position and Pitch, plus a Bar/TimeSig pair for each bar it must
+open), so "6 steps" is the model's share of the worst-case time to first note.
 
     python bench/size_sweep.py [--sizes 6x192 6x256 8x256 12x256] [--json]
 
