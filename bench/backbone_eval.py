@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.backbones import step_latency_ms  # noqa: E402
+from bench._report import corpus_dirs, utc_stamp, write_and_print  # noqa: E402
 from trainer.evaluate import evaluate_model  # noqa: E402
 from trainer.models import arch_of, load_any  # noqa: E402
 
@@ -73,8 +74,11 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoints", nargs="+", metavar="NAME=PATH", help="checkpoints to compare")
-    p.add_argument("--data", nargs="+", required=True, help="corpus folder (its val split is held out)")
+    p.add_argument("checkpoints", nargs="*", metavar="NAME=PATH",
+                   default=[f"rwkv={ROOT / 'resources' / 'models' / 'default.safetensors'}"],
+                   help="checkpoints to compare (default: the bundled model)")
+    p.add_argument("--data", nargs="+", default=None,
+                   help="corpus folder, its val split held out (default: the trainer's corpus folder)")
     p.add_argument("--samples", type=int, default=64, help="held-out 4-bar contexts to continue")
     p.add_argument("--max-pieces", type=int, default=0, help="val NLL on at most this many pieces (0 = all)")
     p.add_argument("--threads", type=int, default=1)
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "backbone_eval.json"))
     args = p.parse_args(argv)
+    args.data = corpus_dirs(args.data)
     torch.set_num_threads(args.threads)
     rows = []
     for spec in args.checkpoints:
@@ -90,12 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"expected NAME=PATH, got {spec!r}")
         rows.append(evaluate(name, Path(path), args.data, args.samples, args.max_pieces, args.seed))
         print(f"{name}: evaluated in {rows[-1]['eval_s']:.0f} s", file=sys.stderr)
-    res = {"rows": rows, "data": args.data, "samples": args.samples, "threads": args.threads,
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2) if args.json else table(rows))
-    return 0
+    res = {"rows": rows, "data": args.data, "samples": args.samples, "threads": args.threads, "date": utc_stamp()}
+    return write_and_print(res, args.out, args.json, lambda r: table(r["rows"]))
 
 
 if __name__ == "__main__":

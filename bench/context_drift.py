@@ -20,7 +20,6 @@ Writes bench/results/context_drift.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._report import corpus_dirs, utc_stamp, write_and_print  # noqa: E402
 from model import load_checkpoint  # noqa: E402
 from trainer.evaluate import eval_pieces  # noqa: E402
 from trainer.vocab import vocab  # noqa: E402
@@ -58,7 +58,8 @@ def prime(model, tokens: np.ndarray):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "resources" / "models" / "default.safetensors"))
-    p.add_argument("--data", nargs="+", required=True, help="corpus folder (val split) or MIDI folder")
+    p.add_argument("--data", nargs="+", default=None,
+                   help="corpus folder (val split) or MIDI folder (default: the trainer's corpus folder)")
     p.add_argument("--checkpoints", nargs="+", type=int, default=[512, 2048, 8192, 16384, 32768])
     p.add_argument("--window", type=int, default=512, help="tokens a re-prime would keep")
     p.add_argument("--probe", type=int, default=256, help="tokens scored at each checkpoint")
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "context_drift.json"))
     args = p.parse_args(argv)
+    args.data = corpus_dirs(args.data)
     torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(args.model)
     model.eval()
@@ -112,19 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         fresh = float(np.mean([v[1] for v in vals]))
         table.append({"context_tokens": c, "carried_nll": carried, "reprimed_nll": fresh,
                       "ratio": carried / fresh, "streams": len(vals)})
-    res = {"model": args.model, "window": args.window, "probe": args.probe, "rows": table,
-           "wall_s": round(time.monotonic() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
-    print(f"{'context tokens':>15}{'carried NLL':>13}{'re-primed NLL':>15}{'ratio':>8}")
-    for r in table:
-        print(f"{r['context_tokens']:>15}{r['carried_nll']:>13.4f}{r['reprimed_nll']:>15.4f}{r['ratio']:>8.3f}")
-    print(f"(re-primed = a fresh state that saw only the last <= {args.window} tokens, from a bar line; "
-          f"NLL of the next {args.probe} tokens, nats/token, mean of {args.streams} streams)")
-    return 0
+    res = {"model": args.model, "window": args.window, "probe": args.probe, "streams": args.streams,
+           "rows": table, "wall_s": round(time.monotonic() - t0, 1), "date": utc_stamp()}
+    return write_and_print(res, args.out, args.json, format_table)
+
+
+def format_table(res: dict) -> str:
+    lines = [f"{'context tokens':>15}{'carried NLL':>13}{'re-primed NLL':>15}{'ratio':>8}"]
+    for r in res["rows"]:
+        lines.append(f"{r['context_tokens']:>15}{r['carried_nll']:>13.4f}{r['reprimed_nll']:>15.4f}{r['ratio']:>8.3f}")
+    lines.append(f"(re-primed = a fresh state that saw only the last <= {res['window']} tokens, from a bar line; "
+                 f"NLL of the next {res['probe']} tokens, nats/token, mean of {res['streams']} streams)")
+    return "\n".join(lines)
 
 
 @torch.no_grad()

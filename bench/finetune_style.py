@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from bench._report import corpus_dirs, utc_stamp, write_and_print  # noqa: E402
 from model.tokens.midi_io import decode_tokens, write_midi  # noqa: E402
 from trainer.datasets import load_midi_folder  # noqa: E402
 from trainer.evaluate import nll  # noqa: E402
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
     res["nll_after"] = held_out_nll(out / "best.safetensors", held)
     res["drop"] = 1.0 - res["nll_after"] / res["nll_before"]
     res["work"] = str(work)
-    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    res["date"] = utc_stamp()
     return res
 
 
@@ -131,7 +132,8 @@ def table(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", required=True, help="token corpus folder (python -m trainer corpus)")
+    p.add_argument("--corpus", default=None,
+                   help="token corpus folder (default: the one `python -m trainer corpus` builds)")
     p.add_argument("--base", help="base checkpoint trained without the style (default: train one here)")
     p.add_argument("--style", default="oneills1850", help="corpus source whose pieces are the style")
     p.add_argument("--exclude", nargs="+", default=FOLK, help="sources the base is trained without")
@@ -144,11 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "finetune_style.json"))
     args = p.parse_args(argv)
-    res = run(args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2) if args.json else table(res))
-    return 0
+    args.corpus = corpus_dirs([args.corpus] if args.corpus else None)[0]
+    return write_and_print(run(args), args.out, args.json, table)
 
 
 if __name__ == "__main__":

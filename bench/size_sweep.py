@@ -14,7 +14,6 @@ Writes bench/results/size_sweep.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,7 @@ os.environ.setdefault("RWKV_CUDA_ON", "0")
 import torch  # noqa: E402
 
 from bench.model_bench import perturbed_model  # noqa: E402
+from bench._report import utc_stamp, write_and_print  # noqa: E402
 from model import RWKVConfig  # noqa: E402
 
 VOCAB = 330  # the app's REMI vocabulary
@@ -89,19 +89,17 @@ def main(argv: list[str] | None = None) -> int:
                      "step_b1_ms": b1, "step_b4_ms": b4, "b4_over_b1": b4 / b1, "six_steps_ms": 6 * b1,
                      "peer_b1_ms": peer_ms(model)})
         print(f"{size}: done", file=sys.stderr)
-    res = {"rows": rows, "threads": 1, "vocab": VOCAB, "torch": torch.__version__,
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
-    print(f"{'size':<8}{'params':>9}{'step B=1':>10}{'B=4':>8}{'B4/B1':>7}{'6 steps':>9}{'rwkv pkg B=1':>14}")
-    for r in rows:
+    res = {"rows": rows, "threads": 1, "vocab": VOCAB, "torch": torch.__version__, "date": utc_stamp()}
+    return write_and_print(res, args.out, args.json, format_table)
+
+
+def format_table(res: dict) -> str:
+    lines = [f"{'size':<8}{'params':>9}{'step B=1':>10}{'B=4':>8}{'B4/B1':>7}{'6 steps':>9}{'rwkv pkg B=1':>14}"]
+    for r in res["rows"]:
         peer = f"{r['peer_b1_ms']:>12.2f}ms" if r["peer_b1_ms"] is not None else f"{'-':>14}"
-        print(f"{r['size']:<8}{r['params'] / 1e6:>8.2f}M{r['step_b1_ms']:>8.3f}ms{r['step_b4_ms']:>6.3f}ms"
-              f"{r['b4_over_b1']:>7.2f}{r['six_steps_ms']:>7.2f}ms{peer}")
-    return 0
+        lines.append(f"{r['size']:<8}{r['params'] / 1e6:>8.2f}M{r['step_b1_ms']:>8.3f}ms{r['step_b4_ms']:>6.3f}ms"
+                     f"{r['b4_over_b1']:>7.2f}{r['six_steps_ms']:>7.2f}ms{peer}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
