@@ -1,7 +1,6 @@
 """The desktop window, shown for real on Qt's offscreen platform (no model needed)."""
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6.QtCore import QSettings, QStandardPaths  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
 
 from copilot_app.ui.main_window import TITLE, MainWindow  # noqa: E402
 
@@ -208,17 +207,23 @@ def test_take_files_are_written_in_the_background_and_export_errors_reach_the_st
     window.close()
 
 
-def test_gui_entry_point_screenshot(tmp_path, qapp, monkeypatch):
-    from copilot_app.ui.app import SETTINGS_ENV, run_gui
+def test_gui_entry_point_screenshot(tmp_path):
+    """The real entry point, in its own process: run_gui runs and quits the Qt
+    event loop, which in this process would stop cross-thread events for
+    every GUI test after it."""
+    import os
+    import subprocess
+    import sys
 
-    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
-    QStandardPaths.setTestModeEnabled(True)  # never the user's app-data folder
-    try:
-        shot = tmp_path / "shot.png"
-        code = run_gui(argparse.Namespace(model=None, device="cpu", screenshot=str(shot)))
-    finally:
-        QStandardPaths.setTestModeEnabled(False)
-    assert code == 0
+    from copilot_app.ui.app import SETTINGS_ENV
+
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), **{SETTINGS_ENV: str(tmp_path / "settings.ini")})
+    proc = subprocess.run([sys.executable, "main.py", "--device", "cpu", "--screenshot", str(shot)],
+                          cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.stat().st_size > 1000
 
 
