@@ -26,13 +26,27 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def wait_port(kind: int, fragment: str, timeout: float = 30.0) -> str:
-    """The first input (kind 0) or output (kind 1) port whose name holds ``fragment``."""
+    """The first input (kind 0) or output (kind 1) port whose name holds ``fragment``.
+
+    Polls through one long-lived rtmidi client: list_ports() opens and closes
+    two JACK clients per call, and that churn while another process registers
+    its own clients could stall a synchronous JACK server for seconds.
+    """
+    import rtmidi
+
     from copilot_app.engine import midi_ports
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hits = [n for n in midi_ports.list_ports()[kind] if fragment in n]
-        if hits:
-            return hits[0]
-        time.sleep(0.1)
-    raise AssertionError(f"{fragment!r} never appeared: {midi_ports.list_ports()}")
+    api_name = midi_ports.choose_api()
+    api = getattr(rtmidi, f"API_{api_name}") if api_name else rtmidi.API_UNSPECIFIED
+    probe = (rtmidi.MidiIn if kind == 0 else rtmidi.MidiOut)(api, name="copilot-test-probe")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hits = [n for n in probe.get_ports() if fragment in n]
+            if hits:
+                return hits[0]
+            time.sleep(0.1)
+        names = probe.get_ports()
+    finally:
+        probe.delete()
+    raise AssertionError(f"{fragment!r} never appeared: {names}")
