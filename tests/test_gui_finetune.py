@@ -14,11 +14,10 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QProcess, QSettings  # noqa: E402
+from PySide6.QtCore import QProcess  # noqa: E402
 
 from copilot_app.ui.finetune import FineTuneDialog, format_eta, trainer_command  # noqa: E402
-from copilot_app.ui.main_window import MainWindow  # noqa: E402
-from tests.test_gui_live import make_tiny_checkpoint  # noqa: E402
+from tests.test_gui_live import make_tiny_checkpoint, started_window  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -32,12 +31,7 @@ def base_model(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def window(qtbot, tmp_path, base_model):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, models_dir=tmp_path / "models", model_path=str(base_model),
-                   device="cpu", open_ports=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.bridge.engine is not None, timeout=30000)
+    w = started_window(qtbot, tmp_path, base_model)
     yield w
     w.close()
 

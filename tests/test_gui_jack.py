@@ -18,9 +18,8 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from copilot_app.engine import midi_ports  # noqa: E402
 from copilot_app.ui.bridge import VIRTUAL  # noqa: E402
-from copilot_app.ui.main_window import MainWindow  # noqa: E402
 from tests.helpers import wait_port  # noqa: E402
-from tests.test_gui_live import tiny_model  # noqa: E402,F401  (fixture)
+from tests.test_gui_live import started_window, tiny_model  # noqa: E402,F401  (fixture)
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
 
@@ -49,11 +48,7 @@ def choose(combo, data) -> None:
 
 def test_window_on_virtual_jack_ports(qtbot, tmp_path, tiny_model):  # noqa: F811
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings=settings, models_dir=tmp_path / "models", model_path=str(tiny_model),
-                        device="cpu", open_ports=True)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.bridge.engine is not None, timeout=30000)
+    window = started_window(qtbot, tmp_path, tiny_model, settings=settings, open_ports=True)
     window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
     window.tempo.setValue(240.0)
     window.bridge.update_settings(seed=3)

@@ -78,15 +78,29 @@ def settings(tmp_path) -> QSettings:
     s.sync()
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, settings, tiny_model):
-    w = MainWindow(settings=settings, models_dir=tmp_path / "models", model_path=str(tiny_model),
-                   device="cpu", open_ports=False)
+def started_window(qtbot, tmp_path: Path, model_path: Path, *, settings: QSettings | None = None,
+                   open_ports: bool = False, before_show=None) -> MainWindow:
+    """A main window on ``model_path`` (settings and models in ``tmp_path``)
+    whose engine has started; ``before_show(window)`` runs before it shows."""
+    settings = settings or QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, models_dir=tmp_path / "models", model_path=str(model_path),
+                   device="cpu", open_ports=open_ports)
     qtbot.addWidget(w)
-    w.sink = RecordingSink()
-    w.bridge.set_output_sink(w.sink)
+    if before_show is not None:
+        before_show(w)
     w.show()
     qtbot.waitUntil(lambda: w.bridge.engine is not None, timeout=30000)
+    return w
+
+
+def _record_output(w: MainWindow) -> None:
+    w.sink = RecordingSink()
+    w.bridge.set_output_sink(w.sink)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, settings, tiny_model):
+    w = started_window(qtbot, tmp_path, tiny_model, settings=settings, before_show=_record_output)
     w.bridge.update_settings(seed=0)
     yield w
     w.close()

@@ -254,7 +254,7 @@ class LiveSession:
         # sampling its way there (4 of the 6 steps before the first note).
         # Not while a silence trigger is pending: its answer, prepared during
         # the pause, was sampled from the context as it was.
-        silence_pending = self.settings.trigger_beats > 0 and self._new_notes_since_take
+        silence_pending = self.next_silence_deadline() is not None
         self._accept(self.encoder.advance(self.quarters_at(now), open_bars=not silence_pending))
         if self.silence_trigger_due(now):
             # The trigger time is the moment the silence reached N beats, so
