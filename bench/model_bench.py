@@ -40,6 +40,7 @@ import torch  # noqa: E402
 from model import RWKV7, RWKVConfig  # noqa: E402
 from model.rwkv7 import cross_entropy  # noqa: E402
 from model.wkv import wkv_chunked, wkv_reference  # noqa: E402
+from trainer.cpu_memory import keep_freed_memory  # noqa: E402
 
 
 def median_time(fn: Callable[[], object], repeats: int, inner: int = 1, warmup: int = 1) -> float:
@@ -53,6 +54,18 @@ def median_time(fn: Callable[[], object], repeats: int, inner: int = 1, warmup: 
             fn()
         times.append((time.perf_counter() - t0) / inner)
     return statistics.median(times)
+
+
+def sgemm_peak_gmacs() -> float:
+    """This thread's matmul ceiling: a 1024^3 fp32 matmul through torch/MKL."""
+    a = torch.randn(1024, 1024)
+    return 1024**3 / median_time(lambda: a @ a, 5) / 1e9
+
+
+def matmul_macs_per_token(m: RWKV7) -> int:
+    """Multiply-adds of one token through every weight matrix (the embedding
+    is a lookup): what batch rows cannot share, only re-read."""
+    return sum(p.numel() for n, p in m.named_parameters() if p.dim() == 2 and not n.startswith("emb"))
 
 
 def perturbed_model(cfg: RWKVConfig, seed: int = 0) -> RWKV7:
@@ -83,6 +96,11 @@ def bench_step(m: RWKV7, quick: bool) -> dict:
             row[label] = median_time(lambda: m.step(tok, st, impl=impl, inplace=True), reps, inner, warmup=5) * 1e3
         m.native_precision = "fp32"
         out[f"B{B}"] = row
+    # Roofline for batch 4: its matmuls alone, at this thread's sgemm peak.
+    peak = sgemm_peak_gmacs()
+    macs = matmul_macs_per_token(m)
+    out["roofline"] = {"sgemm_peak_gmacs": peak, "macs_per_token": macs,
+                       "B4_matmul_floor_ms": 4 * macs / peak / 1e6}
     return out
 
 
@@ -128,6 +146,8 @@ def bench_prefill(m: RWKV7, quick: bool) -> dict:
 # ------------------------------------------------------------- 3. training
 def bench_training(cfg: RWKVConfig, quick: bool, device: str = "cpu", ops: tuple[str, ...] = ("reference", "chunked")) -> dict:
     B, T = (8, 128) if quick else (8, 512)
+    if device == "cpu":
+        keep_freed_memory()  # as `main.py train` does on CPU (trainer/cpu_memory.py)
     m = perturbed_model(cfg).to(device).train()
     tok = torch.randint(0, cfg.vocab_size, (B, T + 1), device=device)
     res: dict = {"B": B, "T": T, "threads": torch.get_num_threads(), "device": device}
@@ -171,12 +191,20 @@ def bench_training(cfg: RWKVConfig, quick: bool, device: str = "cpu", ops: tuple
             (y.sum() + s.sum()).backward()
             sync()
 
-        reps = 1 if op == "reference" else 3
+        reps = 3 if op == "reference" else 7
         s = median_time(op_step, reps, warmup=0 if op == "reference" and device == "cpu" else 1)
         res[f"op_{op}"] = {"seconds": s, "tokens_per_s": B * T / s}
     if "reference" in ops:
         res["speedup_model"] = res["model_reference"]["seconds"] / res["model_chunked"]["seconds"]
         res["speedup_op"] = res["op_reference"]["seconds"] / res["op_chunked"]["seconds"]
+    if device == "cpu":
+        # The whole-model ratio is capped by the matmuls both variants share:
+        # fwd + bwd = 3 multiply-adds per weight per token, at sgemm peak.
+        floor = 3 * B * T * matmul_macs_per_token(m) / (sgemm_peak_gmacs() * 1e9)
+        res["matmul_floor_s"] = floor
+        if "reference" in ops:
+            wkv_s = cfg.n_layer * res["op_chunked"]["seconds"]
+            res["speedup_model_ceiling"] = res["model_reference"]["seconds"] / (floor + wkv_s)
     return res
 
 
@@ -298,6 +326,12 @@ def fmt_table(r: dict) -> str:
     for strategy, row in r.get("peer", {}).items():
         if isinstance(row, dict) and "B1" in row:
             lines.append(f"   {'rwkv pkg ' + strategy:<26}{row['B1']:>9.3f}{row['B4_sequential']:>9.3f}{'(4 calls)':>8}")
+    roof = r["step"].get("roofline")
+    if roof:
+        b1 = r["step"]["B1"]["native_fp32"]
+        lines.append(f"   B=4 roofline: {roof['macs_per_token'] / 1e6:.2f}M multiply-adds/token x 4 at this thread's "
+                     f"sgemm peak {roof['sgemm_peak_gmacs']:.1f} GMAC/s = {roof['B4_matmul_floor_ms']:.3f} ms "
+                     f"= {roof['B4_matmul_floor_ms'] / b1:.2f}x B=1 fp32 for the matmuls alone")
     if "cpu fp32" in r.get("peer", {}) and "B1" in r["peer"]["cpu fp32"]:
         lines.append(f"   speed-up vs rwkv pkg fp32, B=1: {r['peer']['cpu fp32']['B1'] / r['step']['B1']['native_fp32']:.1f}x (fp32)")
     if "cpu bf16" in r.get("peer", {}) and "B1" in r["peer"]["cpu bf16"]:
@@ -311,12 +345,16 @@ def fmt_table(r: dict) -> str:
         t = r.get(key)
         if not t:
             continue
-        lines.append(f"3. training fwd+bwd, B={t['B']} T={t['T']} on {t['device']} ({t['threads']} threads)")
+        lines.append(f"3. training fwd+bwd, B={t['B']} T={t['T']} on {t['device']} ({t['threads']} threads"
+                     f"{', freed memory kept as the trainer does' if t['device'] == 'cpu' else ''})")
         for k, v in t.items():
             if isinstance(v, dict):
                 lines.append(f"   {k:<22}{v['tokens_per_s']:>12.0f} tokens/s  ({v['seconds']:.3f} s)")
         if "speedup_model" in t:
             lines.append(f"   chunked / reference: whole model {t['speedup_model']:.1f}x, WKV op {t['speedup_op']:.1f}x")
+        if "speedup_model_ceiling" in t:
+            lines.append(f"   whole-model ceiling: shared matmuls >= {t['matmul_floor_s']:.2f} s at sgemm peak, so "
+                         f"reference / (matmuls + {c['n_layer']} chunked WKV ops) <= {t['speedup_model_ceiling']:.1f}x")
         lines.append("")
     mem = r["memory"]
     lines.append(f"4. activation memory of a training step, B={mem['B']}, window {mem['T']} tokens "

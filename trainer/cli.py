@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from trainer import ddp
+from trainer.cpu_memory import keep_freed_memory
 from trainer.datasets import Data, build_windows, load_data, lm_windows
 from trainer.loop import TrainConfig, Trainer
 from trainer.progress import Progress
@@ -115,6 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     torch.set_num_threads(args.threads or default_threads())
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     if device.type == "cuda":
         torch.cuda.set_device(device)
     ddp.init(device)
