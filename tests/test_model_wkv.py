@@ -97,3 +97,34 @@ def test_select_wkv() -> None:
     assert select_wkv("reference", "cuda") is wkv_reference
     assert select_wkv("chunked", "cuda") is wkv_chunked
     assert select_wkv("auto", "cuda").__name__ == "wkv_cuda"
+
+
+def test_chunked_backward_under_checkpointing_and_retained_graph() -> None:
+    """The hand-written backward keeps its tensors through save_for_backward:
+    activation checkpointing must see (and recompute) them, and a retained
+    graph must give the same gradients twice."""
+    from torch.utils.checkpoint import checkpoint
+
+    x = wkv_inputs(1, 45, 2, 64, torch.float32, seed=5, requires_grad=True)
+    y, s = wkv_chunked(*x[:6], state=x[6])
+    (y.sum() + s.square().sum()).backward(retain_graph=True)
+    first = [t.grad.clone() for t in x]
+    (y.sum() + s.square().sum()).backward()
+    for g1, t in zip(first, x):
+        assert torch.allclose(2 * g1, t.grad)
+
+    seen = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen.append(t.numel())
+        return t
+
+    xc = [t.detach().clone().requires_grad_(True) for t in x]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y2, s2 = wkv_chunked(*xc[:6], state=xc[6])
+    assert sum(seen) > y2.numel()  # the chunk intermediates went through the hooks
+    xk = [t.detach().clone().requires_grad_(True) for t in x]
+    y3, s3 = checkpoint(lambda *a: wkv_chunked(*a[:6], state=a[6]), *xk, use_reentrant=False)
+    (y3.sum() + s3.square().sum()).backward()
+    for g1, t in zip(first, xk):
+        assert rel(t.grad, g1) < 1e-6

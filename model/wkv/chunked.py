@@ -147,7 +147,9 @@ class _ChunkedWKV(torch.autograd.Function):
         ct = state.dtype
         chunks = [to_chunks(x, chunk_len, ct) for x in (r, log_w, k, v, a, b)]
         y, s, saved = chunk_forward(*chunks, state)
-        ctx.saved = saved  # plain tensors, never outputs or inputs: no version checks needed
+        # Through save_for_backward, so that saved-tensor hooks (activation
+        # checkpointing, memory accounting) see them.
+        ctx.save_for_backward(*saved)
         ctx.T = r.shape[1]
         ctx.dtypes = [x.dtype for x in (r, log_w, k, v, a, b, state)]
         return from_chunks(y, ctx.T, r.dtype), s
@@ -156,12 +158,11 @@ class _ChunkedWKV(torch.autograd.Function):
     def backward(ctx, gy, gs):  # type: ignore[override]
         from .chunked_backward import chunk_backward
 
-        saved: ChunkForward = ctx.saved
+        saved = ChunkForward(*ctx.saved_tensors)
         ct = saved.w_t.dtype
         L = saved.w_t.shape[-2]
         dy = to_chunks(gy, L, ct) if gy is not None else torch.zeros_like(saved.g)
         grads = chunk_backward(saved, dy, gs)
-        ctx.saved = None
         out = [from_chunks(gx, ctx.T, dt) for gx, dt in zip(grads[:6], ctx.dtypes)]
         ds0 = grads[6].to(ctx.dtypes[6]) if ctx.needs_input_grad[6] else None
         return (*out, ds0, None)
