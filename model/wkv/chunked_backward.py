@@ -12,7 +12,7 @@ so, by the chain rule through U^-1,
     d[A_b A_k; R_b R_k] = [dZ; dY] [Q; V]^T   (masked like the forward)
     d[Ã; R̃] = [dZ; dY] S0 + dInter [B̃; K̃],   d[B̃; K̃] = dInter^T [Ã; R̃]
     dV  = [A_k; R_k]^T [dZ; dY] + K̂ dS_L^T,   d[B̂; K̂] = [Q; V] dS_L
-    dS0 = dY^T G + dS_L E^T                    (the reverse scan over chunks)
+    dS0 = dY^T G + dS_L diag(W_L) + (B̂ dS_L^T)^T P   (the reverse loop over chunks)
 
 and the scale factors W_{t-1}, W_t, 1/W_t, W_L/W_t give the input gradients
 and, through x * dx of each scaled tensor, the log-decay gradient (a reverse
@@ -24,51 +24,68 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .chunked import ChunkForward, bmm, interaction_mask
+from .chunked import ChunkForward, bmm, copy_into_chunks, interaction_mask
 
 
-def reverse_scan(saved: ChunkForward, dy: Tensor, gs: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Gradient of each chunk's end state [B,H,nc,N,N] and of the initial state."""
-    B, H, nc, L, N = dy.shape
-    base = bmm(dy.transpose(-1, -2), saved.g).view(B * H, nc, N, N)
-    e_t = saved.e.view(B * H, nc, N, N).transpose(-1, -2)
-    ds = torch.zeros(B * H, N, N, dtype=dy.dtype, device=dy.device) if gs is None else gs.to(dy.dtype).reshape(B * H, N, N)
-    d_end = torch.empty_like(base)
+def reverse_scan(saved: ChunkForward, dy: Tensor, gs: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward through the chunk loop: (B̂ dS_L^T [nc,B,H,L,N_v], the gradient
+    of each chunk's end state dS_L [nc,B,H,N,N], that of the initial state)."""
+    nc, B, H, L, N = dy.shape
+    bh = B * H
+    base = bmm(dy.transpose(-1, -2), saved.pg[..., L:, :]).view(nc, bh, N, N)  # dY^T G
+    p3, b_h3 = saved.pg[..., :L, :].reshape(nc, bh, L, N), saved.hat[..., :L, :].reshape(nc, bh, L, N)
+    w_l3 = saved.w_t[..., -1:, :].reshape(nc, bh, 1, N)
+    grads = torch.empty(nc + 1, bh, N, N, dtype=dy.dtype, device=dy.device)  # dS at each chunk boundary
+    if gs is None:
+        grads[nc].zero_()
+    else:
+        grads[nc] = gs.reshape(bh, N, N)
+    b_dsl = torch.empty(nc, bh, L, N, dtype=dy.dtype, device=dy.device)
     for c in range(nc - 1, -1, -1):
-        d_end[:, c] = ds
-        ds = torch.baddbmm(base[:, c], ds, e_t[:, c])
-    return d_end.view(B, H, nc, N, N), ds.view(B, H, N, N)
+        d = grads[c + 1]
+        torch.bmm(b_h3[c], d.transpose(-1, -2), out=b_dsl[c])
+        # dS0 = dY^T G + dS_L diag(W_L) + (B̂ dS_L^T)^T P: the transpose of
+        # the forward's low-rank transition, so never an N x N matrix.
+        torch.addcmul(base[c], d, w_l3[c], out=grads[c])
+        grads[c].baddbmm_(b_dsl[c].transpose(-1, -2), p3[c])
+    return b_dsl.view(nc, B, H, L, N), grads[1:].view(nc, B, H, N, N), grads[0].view(B, H, N, N)
 
 
-def chunk_backward(saved: ChunkForward, dy: Tensor, gs: Tensor | None) -> list[Tensor]:
-    """Gradients [r, log_w, k, v, a, b] in chunk layout [B,H,nc,L,N], then the initial state's."""
-    L = dy.shape[-2]
-    d_end, ds0 = reverse_scan(saved, dy, gs)
+def chunk_backward(saved: ChunkForward, gy: Tensor | None, gs: Tensor | None, out: list[Tensor]) -> Tensor:
+    """Write the gradients of [r, log_w, k, v, a, b] into ``out`` (chunk
+    layout [nc,B,H,L,N], any strides); return the initial state's."""
+    L = saved.v.shape[-2]
+    # [dZ; dY] is one buffer: dY goes straight into its lower half (the
+    # only copy of the incoming gradient), dZ into the upper half below.
+    dzy = torch.empty_like(saved.qy)
+    dy = dzy[..., L:, :]
+    if gy is None:
+        dy.zero_()
+    else:
+        copy_into_chunks(gy.to(dy.dtype), dy)
+    b_dsl, d_end, ds0 = reverse_scan(saved, dy, gs)
     s0 = saved.s_start  # [.., N_v, N_k]
     inter = saved.inter
-    p, qv = saved.sol.split(dy.shape[-1], dim=-1)
-    q = bmm(p, s0.transpose(-1, -2), add=qv)  # removals q_t = S_{t-1} a_t, [.., L, N_v]
-    qv_rows = torch.cat([q, saved.v], dim=-2)  # [Q; V]
+    qv_rows = torch.cat([saved.qy[..., :L, :], saved.v], dim=-2)  # [Q; V], Q the removals q_t = S_{t-1} a_t
 
-    hat_dsl = bmm(saved.hat, d_end.transpose(-1, -2))  # [B̂ dS_L^T; K̂ dS_L^T]
-    b_dsl, k_dsl = hat_dsl.split(L, dim=-2)
+    k_dsl = bmm(saved.hat[..., L:, :], d_end.transpose(-1, -2))  # K̂ dS_L^T
     dq = bmm(inter[..., L:, :L].transpose(-1, -2), dy, add=b_dsl)
-    dz = bmm(saved.inv_u.transpose(-1, -2), dq)
-    dzy = torch.cat([dz, dy], dim=-2)
+    dzy[..., :L, :] = bmm(saved.inv_u.transpose(-1, -2), dq)  # dZ = U^-T dQ
 
     d_inter = bmm(dzy, qv_rows.transpose(-1, -2)).mul_(interaction_mask(L, dy.device))
     d_left = bmm(d_inter, saved.right, add=bmm(dzy, s0))
     d_right = bmm(d_inter.transpose(-1, -2), saved.left)
-    dv = bmm(inter[..., :, L:].transpose(-1, -2), dzy, add=k_dsl)
+    out[3].copy_(bmm(inter[..., :, L:].transpose(-1, -2), dzy, add=k_dsl))  # dV
     d_hat = bmm(qv_rows, d_end)  # [dB̂; dK̂]
 
     # Input gradients through the scale factors.
     d_at, d_rt = d_left.split(L, dim=-2)
-    da, dr = d_at * saved.w_prev, d_rt * saved.w_t
+    torch.mul(d_at, saved.w_prev, out=out[4])  # da
+    torch.mul(d_rt, saved.w_t, out=out[0])  # dr
     d_bt, d_kt = d_right.split(L, dim=-2)
     d_bh, d_kh = d_hat.split(L, dim=-2)
-    db = torch.addcmul(d_bt * saved.inv_w, d_bh, saved.tail)
-    dk = torch.addcmul(d_kt * saved.inv_w, d_kh, saved.tail)
+    torch.mul(d_bt, saved.inv_w, out=out[5]).addcmul_(d_bh, saved.tail)  # db
+    torch.mul(d_kt, saved.inv_w, out=out[2]).addcmul_(d_kh, saved.tail)  # dk
 
     # Log-decay: every scaled tensor x contributes x * dx to d log W_t with
     # the sign of its exponent; Ã uses W_{t-1}, so its term also goes
@@ -81,5 +98,5 @@ def chunk_backward(saved: ChunkForward, dy: Tensor, gs: Tensor | None) -> list[T
     dlc = (r_t * d_rt).add_(xa).addcmul_(b_t, d_bt, value=-1).addcmul_(k_t, d_kt, value=-1).sub_(xh)
     w_last = saved.w_t[..., -1, :]
     dlc[..., -1, :] += xh.sum(dim=-2) + w_last * (s0 * d_end).sum(dim=-2)
-    dlw = dlc.flip(-2).cumsum(-2).flip(-2).sub_(xa)
-    return [dr, dlw, dk, dv, da, db, ds0]
+    torch.sub(dlc.flip(-2).cumsum(-2).flip(-2), xa, out=out[1])  # d log w
+    return ds0
