@@ -14,11 +14,13 @@ not involve S0 runs batched over all chunks at once; then a loop over the
 chunks carries the state: [Q; Y] from one matmul of [P; G] with S0, and
 S_L as a rank-L update of the decayed S0. Keeping the state's transition
 low-rank (rather than forming the N x N matrix diag(W_L) + P^T B̂) saves a
-fifth of the forward's multiply-adds, and the loop's matmuls over B*H
-heads run from cache at close to the thread's sgemm peak.
+fifth of the forward's multiply-adds, and the loop's matmuls cover only B*H
+heads at a time, a working set small enough to stay in cache.
 
 Chunk tensors are laid out chunk-major, [nc, B, H, L, N], so that each step
-of the loops reads and writes contiguous slices (no gather copies).
+of the loops reads and writes contiguous slices (no gather copies). With
+that, the inputs read as strided views and the gradients written in place,
+fwd+bwd at B=8, T=512 took ~12% less time than the batch-major version.
 
 The backward pass is written by hand (chunked_backward.py) rather than left
 to autograd: autograd's graph of this forward took ~1.5x longer (B=8,
