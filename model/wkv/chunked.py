@@ -36,7 +36,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 DEFAULT_CHUNK_LEN = 32  # measured fastest of 16/24/32/48/64 for fwd+bwd on CPU
@@ -69,24 +68,12 @@ def interaction_mask(L: int, device: torch.device) -> Tensor:
 
 
 def to_chunks(x: Tensor, L: int, ct: torch.dtype) -> Tensor:
-    """[B,T,H,N] -> [nc,B,H,L,N] in dtype ct. Zero padding = no-op steps
-    (log_w = 0 keeps the state, k = v = a = b = r = 0 add nothing)."""
+    """[B,T,H,N] -> a contiguous [nc,B,H,L,N] in dtype ct. Zero padding =
+    no-op steps (log_w = 0 keeps the state, k = v = a = b = r = 0 add nothing)."""
     B, T, H, N = x.shape
-    pad = (-T) % L
-    x = x.to(ct)
-    if pad:
-        x = F.pad(x, (0, 0, 0, 0, 0, pad))
-    return x.view(B, (T + pad) // L, L, H, N).permute(1, 0, 3, 2, 4).contiguous()
-
-
-def from_chunks(x: Tensor, T: int, dtype: torch.dtype) -> Tensor:
-    """[nc,B,H,L,N] -> [B,T,H,N] (dropping the padding)."""
-    nc, B, H, L, N = x.shape
-    # Always a fresh buffer: the forward's y is a view of a tensor saved for
-    # the backward pass, which the caller must not be able to modify.
-    out = x.new_empty(B, nc * L, H, N)
-    out.view(B, nc, L, H, N).copy_(x.permute(1, 0, 3, 2, 4))
-    return out[:, :T].to(dtype)
+    out = x.new_empty(-(-T // L), B, H, L, N, dtype=ct)
+    copy_into_chunks(x, out)
+    return out
 
 
 def chunk_view(x: Tensor, L: int, ct: torch.dtype) -> Tensor:
@@ -101,7 +88,8 @@ def chunk_view(x: Tensor, L: int, ct: torch.dtype) -> Tensor:
 
 
 def copy_into_chunks(x: Tensor, dest: Tensor) -> None:
-    """Write x [B,T,H,N] into the chunk-layout dest [nc,B,H,L,N], zero-padded."""
+    """Write x [B,T,H,N] into the chunk-layout dest [nc,B,H,L,N] (any
+    strides, any dtype), zero-padded past T."""
     B, T, H, N = x.shape
     nc, L = dest.shape[0], dest.shape[-2]
     full, rem = divmod(T, L)
@@ -120,6 +108,15 @@ def chunk_buffer(like: Tensor, T: int) -> tuple[Tensor, Tensor]:
     nc, B, H, L, N = like.shape
     buf = like.new_empty(B, nc * L, H, N)
     return buf[:, :T], buf.view(B, nc, L, H, N).permute(1, 0, 3, 2, 4)
+
+
+def from_chunks(x: Tensor, T: int, dtype: torch.dtype) -> Tensor:
+    """[nc,B,H,L,N] -> [B,T,H,N] (dropping the padding). Always a fresh
+    buffer: the forward's y is a view of a tensor saved for the backward
+    pass, which the caller must not be able to modify."""
+    result, view = chunk_buffer(x, T)
+    view.copy_(x)
+    return result.to(dtype)
 
 
 def stack_scaled(x: Tensor, y: Tensor, sx: Tensor, sy: Tensor) -> Tensor:
