@@ -12,10 +12,17 @@ where W_t is the in-chunk cumulative decay, Ã = a*W_{t-1}, R̃ = r*W_t,
 B̃ = b/W_t, K̃ = k/W_t, B̂ = b*W_L/W_t, K̂ = k*W_L/W_t. Everything that does
 not involve S0 runs batched over all chunks at once; then a loop over the
 chunks carries the state: [Q; Y] from one matmul of [P; G] with S0, and
-S_L as a rank-L update of the decayed S0. Keeping the state's transition
+S_L as a rank-2L update of the decayed S0. Keeping the state's transition
 low-rank (rather than forming the N x N matrix diag(W_L) + P^T B̂) saves a
 fifth of the forward's multiply-adds, and the loop's matmuls cover only B*H
 heads at a time, a working set small enough to stay in cache.
+
+Both [P; G] and [Qv; Y_intra] come from E = [U^-1; R_b U^-1] (U = I - A_b):
+
+    [P; G] = E Ã + [0; R̃],    [Qv; Y_intra] = (E A_k + [0; R_k]) V
+
+so each is one matmul straight into a contiguous result (no concatenation
+of 3 MB halves), with fewer multiply-adds than solving for [Ã | A_k V].
 
 Chunk tensors are laid out chunk-major, [nc, B, H, L, N], so that each step
 of the loops reads and writes contiguous slices (no gather copies). With
@@ -48,15 +55,13 @@ class ChunkForward(NamedTuple):
     right: Tensor  # [B̃; K̃]             [.., 2L, N]
     hat: Tensor  # [B̂; K̂]               [.., 2L, N]
     inter: Tensor  # masked left @ right^T [.., 2L, 2L]
-    inv_u: Tensor  # (I - tril(Ã B̃^T, -1))^-1  [.., L, L]
+    e: Tensor  # [U^-1; R_b U^-1], U = I - tril(Ã B̃^T, -1)  [.., 2L, L]
     pg: Tensor  # [P; G]                   [.., 2L, N_k]
-    qy: Tensor  # [Q; Y]: removals, outputs [.., 2L, N_v]
-    s_start: Tensor  # state entering each chunk [.., N_v, N_k]
-    w_prev: Tensor  # W_{t-1}             [.., L, N]
+    qv: Tensor  # [Q; V]: removals, values  [.., 2L, N_v]
+    states: Tensor  # state at each chunk boundary [nc + 1, B, H, N_v, N_k]
     w_t: Tensor  # W_t                     [.., L, N]
     inv_w: Tensor  # 1 / W_t               [.., L, N]
     tail: Tensor  # W_L / W_t              [.., L, N]
-    v: Tensor  # values                   [.., L, N]
 
 
 def interaction_mask(L: int, device: torch.device) -> Tensor:
@@ -129,12 +134,23 @@ def stack_scaled(x: Tensor, y: Tensor, sx: Tensor, sy: Tensor) -> Tensor:
     return out
 
 
-def bmm(x: Tensor, y: Tensor, add: Tensor | None = None) -> Tensor:
-    """x @ y (+ add) over any leading dims, as one bmm / baddbmm call."""
+def times_w_prev(x: Tensor, w_t: Tensor, out: Tensor) -> Tensor:
+    """out = x * W_{t-1}, the decay up to the step before: W_t shifted one
+    step down, W_0 = 1. (Reading the shift saves computing exp(lc - log w).)"""
+    out[..., 0, :] = x[..., 0, :]
+    return torch.mul(x[..., 1:, :], w_t[..., :-1, :], out=out[..., 1:, :])
+
+
+def bmm(x: Tensor, y: Tensor, acc: Tensor | None = None) -> Tensor:
+    """x @ y over any leading dims as one bmm call; with acc, acc += x @ y in
+    place and returns acc (baddbmm with a separate addend would first copy
+    it into the result: one more pass over a 3-6 MB tensor)."""
     m, n = x.shape[-2], y.shape[-1]
     x3, y3 = x.reshape(-1, m, x.shape[-1]), y.reshape(-1, y.shape[-2], n)
-    out = torch.bmm(x3, y3) if add is None else torch.baddbmm(add.reshape(-1, m, n), x3, y3)
-    return out.view(*x.shape[:-2], m, n)
+    if acc is None:
+        return torch.bmm(x3, y3).view(*x.shape[:-2], m, n)
+    acc.view(-1, m, n).baddbmm_(x3, y3)
+    return acc
 
 
 def sequence_forward(
@@ -142,9 +158,9 @@ def sequence_forward(
 ) -> tuple[Tensor, Tensor, ChunkForward]:
     """(r, log_w, k, v, a, b) as [B,T,H,N] -> (y [B,T,H,N], final state, saved)."""
     ct, L = s0.dtype, chunk_len
-    # v goes into batched matmuls, which want it contiguous; the others are
-    # only read by elementwise ops.
-    chunks = [to_chunks(x, L, ct) if i == 3 else chunk_view(x, L, ct) for i, x in enumerate(xs)]
+    # Elementwise ops read strided views at full speed; v is copied once,
+    # into the [Q; V] buffer the matmuls want (chunk_forward).
+    chunks = [chunk_view(x, L, ct) for x in xs]
     y, s, saved = chunk_forward(*chunks, s0)
     return from_chunks(y, xs[0].shape[1], xs[0].dtype), s, saved
 
@@ -155,12 +171,15 @@ def chunk_forward(
     """Forward on chunked inputs [nc,B,H,L,N], s0 [B,H,N,N] -> (y chunks, final state, saved)."""
     nc, B, H, L, N = r_.shape
     lc = lw.cumsum(dim=-2)  # log W_t (inclusive)
-    w_t, inv_w, w_prev = lc.exp(), torch.exp(-lc), torch.exp(lc - lw)
+    w_t = lc.exp()
+    inv_w = torch.reciprocal(w_t)
     w_last = w_t[..., -1:, :]  # W_L
     tail = inv_w * w_last  # W_L / W_t <= 1
     # Rows [Ã; R̃] against columns [B̃; K̃]: the four in-chunk interaction
     # matrices come out of one batched matmul.
-    left = stack_scaled(a_, r_, w_prev, w_t)
+    left = torch.empty(nc, B, H, 2 * L, N, dtype=r_.dtype, device=r_.device)
+    times_w_prev(a_, w_t, out=left[..., :L, :])
+    torch.mul(r_, w_t, out=left[..., L:, :])
     right, hat = (stack_scaled(b_, k_, x, x) for x in (inv_w, tail))
     inter = (left @ right.transpose(-1, -2)).mul_(interaction_mask(L, r_.device))
     a_b, a_k = inter[..., :L, :L], inter[..., :L, L:]
@@ -168,35 +187,37 @@ def chunk_forward(
     a_t, r_t = left[..., :L, :], left[..., L:, :]
 
     # (I - A_b) is unit lower-triangular; its explicit inverse (a solve
-    # against I) is reused by the backward pass, and solving for 32 columns
-    # then multiplying is 2x cheaper than solving for all 2N right-hand sides.
+    # against I) is reused by the backward pass (as E's top half).
     eye = torch.eye(L, dtype=r_.dtype, device=r_.device)
     inv_u = torch.linalg.solve_triangular(-a_b, eye.expand_as(a_b), upper=False, unitriangular=True)
-    sol = inv_u @ torch.cat([a_t, a_k @ v_], dim=-1)  # [P | Qv]
-    p, qv = sol.split(N, dim=-1)
-    rb_p, rb_qv = bmm(r_b, sol).split(N, dim=-1)
-    pg = torch.empty_like(left)  # [P; G]
-    pg[..., :L, :] = p
-    torch.add(r_t, rb_p, out=pg[..., L:, :])
-    # The S0-free parts of [Q; Y] and of the chunk's end state.
-    qy = torch.cat([qv, bmm(r_k, v_, add=rb_qv)], dim=-2)
-    f_vk = bmm(v_.transpose(-1, -2), hat[..., L:, :])  # V^T K̂
+    e = torch.cat([inv_u, bmm(r_b, inv_u)], dim=-2)  # E, [.., 2L, L]
+    pg = bmm(e, a_t)  # [P; G] with G still missing R̃
+    pg[..., L:, :] += r_t
+    fk = bmm(e, a_k)
+    fk[..., L:, :] += r_k
+    # [Q; V] in one buffer: the state update and the backward's products
+    # read the pair as one operand. V goes in now, Q chunk by chunk below.
+    qv = torch.empty_like(left)
+    v_c = qv[..., L:, :]
+    v_c.copy_(v_)
+    qy = bmm(fk, v_c)  # the S0-free parts of [Q; Y]
 
     # The sequential part, over chunk-major contiguous slices.
     bh = B * H
-    pg3, qy3, f3 = pg.view(nc, bh, 2 * L, N), qy.view(nc, bh, 2 * L, N), f_vk.view(nc, bh, N, N)
-    b_h3, w_l3 = hat[..., :L, :].reshape(nc, bh, L, N), w_last.reshape(nc, bh, 1, N)
+    pg3, qy3 = pg.view(nc, bh, 2 * L, N), qy.view(nc, bh, 2 * L, N)
+    qv3, hat3 = qv.view(nc, bh, 2 * L, N), hat.view(nc, bh, 2 * L, N)
+    w_l3 = w_last.reshape(nc, bh, 1, N)
     states = torch.empty(nc + 1, bh, N, N, dtype=r_.dtype, device=r_.device)
     states[0] = s0.reshape(bh, N, N)
     for c in range(nc):
-        s = states[c]
+        s, s_next = states[c], states[c + 1]
         qy3[c].baddbmm_(pg3[c], s.transpose(-1, -2))  # [Q; Y] += [P; G] S0^T
-        torch.addcmul(f3[c], s, w_l3[c], out=states[c + 1])
-        states[c + 1].baddbmm_(qy3[c, :, :L].transpose(-1, -2), b_h3[c])  # + Q^T B̂
+        qv3[c, :, :L] = qy3[c, :, :L]  # (in cache: cheaper than a 3 MB cat)
+        torch.mul(s, w_l3[c], out=s_next)
+        s_next.baddbmm_(qv3[c].transpose(-1, -2), hat3[c])  # + Q^T B̂ + V^T K̂
 
-    s_start = states[:nc].view(nc, B, H, N, N)  # [.., N_v, N_k]
     y = qy[..., L:, :]
-    saved = ChunkForward(left, right, hat, inter, inv_u, pg, qy, s_start, w_prev, w_t, inv_w, tail, v_)
+    saved = ChunkForward(left, right, hat, inter, e, pg, qv, states.view(nc + 1, B, H, N, N), w_t, inv_w, tail)
     return y, states[nc].view(B, H, N, N).clone(), saved  # the clone: see from_chunks
 
 
@@ -218,7 +239,7 @@ class _ChunkedWKV(torch.autograd.Function):
         saved = ChunkForward(*ctx.saved_tensors)
         # Each input gradient is written by its last op straight into the
         # chunk view of a [B,T,H,N] buffer: no gather copy back.
-        results, views = zip(*(chunk_buffer(saved.v, ctx.T) for _ in range(6)))
+        results, views = zip(*(chunk_buffer(saved.w_t, ctx.T) for _ in range(6)))
         ds0 = chunk_backward(saved, gy, gs, list(views))
         out = [g.to(dt) for g, dt in zip(results, ctx.dtypes)]
         return (*out, ds0.to(ctx.dtypes[6]) if ctx.needs_input_grad[6] else None, None)
