@@ -60,8 +60,6 @@ class ChunkForward(NamedTuple):
     qv: Tensor  # [Q; V]: removals, values  [.., 2L, N_v]
     states: Tensor  # state at each chunk boundary [nc + 1, B, H, N_v, N_k]
     w_t: Tensor  # W_t                     [.., L, N]
-    inv_w: Tensor  # 1 / W_t               [.., L, N]
-    tail: Tensor  # W_L / W_t              [.., L, N]
 
 
 def interaction_mask(L: int, device: torch.device) -> Tensor:
@@ -124,14 +122,10 @@ def from_chunks(x: Tensor, T: int, dtype: torch.dtype) -> Tensor:
     return result.to(dtype)
 
 
-def stack_scaled(x: Tensor, y: Tensor, sx: Tensor, sy: Tensor) -> Tensor:
-    """[x * sx; y * sy] along the step axis, written straight into place
-    (a cat of the products would add one more pass over memory)."""
-    out = torch.empty(*x.shape[:-2], 2 * x.shape[-2], x.shape[-1], dtype=x.dtype, device=x.device)
-    L = x.shape[-2]
-    torch.mul(x, sx, out=out[..., :L, :])
-    torch.mul(y, sy, out=out[..., L:, :])
-    return out
+def stacked_buffer(x: Tensor) -> Tensor:
+    """An empty [.., 2L, N] for two [.., L, N] halves that ops write straight
+    into place (a cat of the halves would add one more pass over memory)."""
+    return torch.empty(*x.shape[:-2], 2 * x.shape[-2], x.shape[-1], dtype=x.dtype, device=x.device)
 
 
 def times_w_prev(x: Tensor, w_t: Tensor, out: Tensor) -> Tensor:
@@ -172,15 +166,15 @@ def chunk_forward(
     nc, B, H, L, N = r_.shape
     lc = lw.cumsum(dim=-2)  # log W_t (inclusive)
     w_t = lc.exp()
-    inv_w = torch.reciprocal(w_t)
     w_last = w_t[..., -1:, :]  # W_L
-    tail = inv_w * w_last  # W_L / W_t <= 1
     # Rows [Ã; R̃] against columns [B̃; K̃]: the four in-chunk interaction
     # matrices come out of one batched matmul.
-    left = torch.empty(nc, B, H, 2 * L, N, dtype=r_.dtype, device=r_.device)
+    left, right = stacked_buffer(r_), stacked_buffer(r_)
     times_w_prev(a_, w_t, out=left[..., :L, :])
     torch.mul(r_, w_t, out=left[..., L:, :])
-    right, hat = (stack_scaled(b_, k_, x, x) for x in (inv_w, tail))
+    torch.div(b_, w_t, out=right[..., :L, :])
+    torch.div(k_, w_t, out=right[..., L:, :])
+    hat = right * w_last  # [B̂; K̂], scaled by W_L / W_t <= 1
     inter = (left @ right.transpose(-1, -2)).mul_(interaction_mask(L, r_.device))
     a_b, a_k = inter[..., :L, :L], inter[..., :L, L:]
     r_b, r_k = inter[..., L:, :L], inter[..., L:, L:]
@@ -217,7 +211,7 @@ def chunk_forward(
         s_next.baddbmm_(qv3[c].transpose(-1, -2), hat3[c])  # + Q^T B̂ + V^T K̂
 
     y = qy[..., L:, :]
-    saved = ChunkForward(left, right, hat, inter, e, pg, qv, states.view(nc + 1, B, H, N, N), w_t, inv_w, tail)
+    saved = ChunkForward(left, right, hat, inter, e, pg, qv, states.view(nc + 1, B, H, N, N), w_t)
     return y, states[nc].view(B, H, N, N).clone(), saved  # the clone: see from_chunks
 
 

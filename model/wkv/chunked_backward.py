@@ -90,8 +90,9 @@ def chunk_backward(saved: ChunkForward, gy: Tensor | None, gs: Tensor | None, ou
     torch.mul(d_rt, saved.w_t, out=out[0])  # dr
     d_bt, d_kt = d_right.split(L, dim=-2)
     d_bh, d_kh = d_hat.split(L, dim=-2)
-    torch.mul(d_bt, saved.inv_w, out=out[5]).addcmul_(d_bh, saved.tail)  # db
-    torch.mul(d_kt, saved.inv_w, out=out[2]).addcmul_(d_kh, saved.tail)  # dk
+    w_last = saved.w_t[..., -1:, :]
+    torch.addcmul(d_bt, d_bh, w_last, out=out[5]).div_(saved.w_t)  # db = (dB̃ + W_L dB̂) / W_t
+    torch.addcmul(d_kt, d_kh, w_last, out=out[2]).div_(saved.w_t)  # dk
 
     # Log-decay. Each scaled tensor x contributes x * dx to d log W_t with
     # the sign of its exponent: + for R̃ (W_t), - for B̃, K̃ (1/W_t) and the
