@@ -77,38 +77,6 @@ def test_param_validation() -> None:
         sample(torch.zeros(3))
 
 
-def test_generate_variations_with_grammar_hook() -> None:
-    from model import RWKV7, RWKVConfig
-    from model.sampling import generate
-
-    torch.manual_seed(0)
-    m = RWKV7(RWKVConfig(vocab_size=20, n_layer=1, n_embd=64, head_size=32)).eval()
-    with torch.no_grad():
-        for p_ in m.parameters():
-            p_.add_(torch.randn_like(p_) * 0.3)
-    logits, st = m.prefill(torch.tensor([[1, 2, 3]]))
-    before = st.clone()
-
-    def no_repeat_of_last(history: torch.Tensor) -> torch.Tensor:
-        allowed = torch.ones(history.shape[0], 20, dtype=torch.bool)
-        if history.shape[1]:
-            allowed[torch.arange(history.shape[0]), history[:, -1]] = False
-        return allowed
-
-    p = SamplingParams(temperature=1.0, top_p=0.95)
-    toks, last_logits, st_end = generate(m, st, logits, 12, p, variations=4, generator=make_generator(3), mask_fn=no_repeat_of_last)
-    again, _, _ = generate(m, st, logits, 12, p, variations=4, generator=make_generator(3), mask_fn=no_repeat_of_last)
-    assert toks.shape == (4, 12) and torch.equal(toks, again)
-    assert (toks[:, 1:] != toks[:, :-1]).all()
-    assert st_end.batch_size == 4 and torch.equal(st.wkv, before.wkv)
-    # State and logits after generation equal stepping the sampled tokens.
-    ref = st.select([0] * 4)
-    for t in range(12):
-        ref_logits, ref = m.step(toks[:, t], ref, impl="torch")
-    assert torch.allclose(ref.wkv, st_end.wkv, rtol=1e-4, atol=1e-5)
-    assert torch.allclose(ref_logits, last_logits, rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.parametrize("path", ["cpu", "torch"])
 def test_both_draw_paths_sample_the_renormalised_nucleus(path: str) -> None:
     """The NumPy draw (CPU) and its torch twin (GPU) agree with the nucleus

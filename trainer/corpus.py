@@ -144,6 +144,31 @@ def midi_units(folders: Iterable[str]) -> list[Unit]:
     return units
 
 
+def pop909_units(folders: Iterable[str]) -> list[Unit]:
+    """One unit per song folder of a POP909 layout (see ``trainer.pop909``)."""
+    from trainer.pop909 import is_pop909_dir, song_folders
+
+    units = []
+    for folder in folders:
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir() or not is_pop909_dir(root):
+            raise ValueError(f"not a POP909 folder (NNN/NNN.mid + NNN/beat_midi.txt): {folder}")
+        for song in song_folders(root):
+            units.append(Unit("pop909", str(song / f"{song.name}.mid"), song.name, "pop909"))
+    return units
+
+
+def source_license(source: str) -> str:
+    """What the corpus report says a source's pieces may be used under."""
+    if source == "pop909":
+        from trainer.pop909 import LICENSE
+
+        return LICENSE
+    if source.startswith("midi:"):
+        return "the user's own files"
+    return "public domain (music21 corpus)"
+
+
 # -- converting one unit (runs in a worker process) ------------------------------
 def convert_unit(unit: Unit) -> dict[str, Any]:
     """{"pieces": [...], "skipped": [reasons]}; never raises for bad input."""
@@ -158,9 +183,10 @@ def convert_unit(unit: Unit) -> dict[str, Any]:
 
     pieces, skipped = [], []
 
-    def add(piano, title: str, number: int | None) -> None:
+    def add(piano, title: str, number: int | None, notes: dict | None = None) -> None:
         tokens = encode_piece(piano.piece)
         pieces.append({
+            "annotations": notes,
             "title": title,
             "number": number,
             "ids": tokens_to_ids(tokens),
@@ -173,6 +199,11 @@ def convert_unit(unit: Unit) -> dict[str, Any]:
     try:
         if unit.kind == "midi":
             add(load_piano_piece(unit.path, strict_meter=True), Path(unit.path).stem, None)
+        elif unit.kind == "pop909":
+            from trainer.pop909 import load_song
+
+            piano, notes = load_song(Path(unit.path).parent)
+            add(piano, f"POP909 {unit.rel}", None, notes)
         else:
             for title, number, data in _music21_midi(unit):
                 where = unit.label() + (f"#{number}" if unit.number is None and number else "")
@@ -341,7 +372,8 @@ def _assemble(keyed: list[tuple[Unit, str]], out: Path, val_fraction: float, see
     skipped: list[str] = []
     velocity_flat = pedal_pieces = total_notes = 0
     tmp_manifest = out / f".manifest.jsonl.{os.getpid()}.tmp"
-    with tmp_manifest.open("w") as manifest:
+    tmp_notes = out / f".annotations.jsonl.{os.getpid()}.tmp"
+    with tmp_manifest.open("w") as manifest, tmp_notes.open("w") as notes_file:
         for unit, key in keyed:
             result = json.loads((out / "units" / f"{key}.json").read_text())
             skipped += result["skipped"]
@@ -363,6 +395,8 @@ def _assemble(keyed: list[tuple[Unit, str]], out: Path, val_fraction: float, see
                     "notes": piece["notes"],
                 }
                 manifest.write(json.dumps(entry) + "\n")
+                if piece.get("annotations"):
+                    notes_file.write(json.dumps({"id": entry["id"]} | piece["annotations"]) + "\n")
                 arrays[split].append(ids)
                 offsets[split] += int(ids.size)
                 src = per_source[unit.source]
@@ -379,7 +413,10 @@ def _assemble(keyed: list[tuple[Unit, str]], out: Path, val_fraction: float, see
         tmp = out / f".{split}.{os.getpid()}.npy"
         np.save(tmp, data)
         os.replace(tmp, out / f"{split}.npy")
+    os.replace(tmp_notes, out / "annotations.jsonl")
     os.replace(tmp_manifest, out / "manifest.jsonl")
+    for name, src in per_source.items():
+        src["license"] = source_license(name)  # type: ignore[assignment]
     pieces = sum(s["pieces"] for s in per_source.values())
     tokens = sum(s["tokens"] for s in per_source.values())
     from model.tokens.config import build_tokenizer
@@ -412,6 +449,9 @@ def add_corpus_args(parser: argparse.ArgumentParser) -> None:
                              "no names = all; the default when no --midi is given")
     parser.add_argument("--midi", nargs="+", default=[], metavar="DIR",
                         help="folders of .mid/.midi files (searched recursively)")
+    parser.add_argument("--pop909", nargs="+", default=[], metavar="DIR",
+                        help="POP909 folders (NNN/NNN.mid with beat, chord and key annotations): "
+                             "bar lines from the annotated beats, chords kept for eval")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: all cores)")
     parser.add_argument("--val-fraction", type=float, default=0.05,
@@ -434,9 +474,10 @@ def run_corpus(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser() if args.out else default_corpus_dir()
     try:
         units: list[Unit] = []
-        if args.music21 is not None or not args.midi:
+        if args.music21 is not None or not (args.midi or args.pop909):
             units += music21_units(args.music21 or None)
         units += midi_units(args.midi)
+        units += pop909_units(args.pop909)
         units = list(dict.fromkeys(units))  # a folder given twice counts once
         if args.max_files is not None:
             units = units[: max(0, args.max_files)]
@@ -461,10 +502,10 @@ def run_corpus(args: argparse.Namespace) -> int:
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    lines = [f"{'source':<22}{'pieces':>8}{'bars':>10}{'tokens':>12}{'skipped':>9}"]
+    lines = [f"{'source':<22}{'pieces':>8}{'bars':>10}{'tokens':>12}{'skipped':>9}  license"]
     for name, s in report["sources"].items():
         lines.append(f"{name:<22}{s.get('pieces', 0):>8}{s.get('bars', 0):>10}"
-                     f"{s.get('tokens', 0):>12}{s.get('skipped', 0):>9}")
+                     f"{s.get('tokens', 0):>12}{s.get('skipped', 0):>9}  {s.get('license', '')}")
     lines.append(f"{'total':<22}{report['pieces']:>8}"
                  f"{sum(s.get('bars', 0) for s in report['sources'].values()):>10}"
                  f"{report['tokens']:>12}{len(report['skipped']):>9}")

@@ -15,32 +15,13 @@ from pathlib import Path
 
 import torch
 
-from copilot_app.engine.generation import ContextTrack, generate
+from model.generation import answer_span, context_window, generate, prime
 from copilot_app.engine.model_loader import load_model
 from model.sampling import SamplingParams
 from model.tokens.config import build_tokenizer
 from model.tokens.midi_io import encode_piece, load_piano_piece, write_notes
 from model.tokens.performance import GridNote, ticks_per_beat
 from model.tokens.streaming import StreamingDecoder
-
-
-def context_tokens(tokens: list[str], bars: int) -> tuple[list[str], int]:
-    """The last ``bars`` bars of a REMI sequence, and the tick where they start.
-
-    A REMI bar is self-contained (Bar, TimeSig, then positions inside it), so
-    cutting at a Bar token leaves a valid sequence.
-    """
-    decoder = StreamingDecoder()
-    bar_index, bar_ticks = [], []
-    for i, tok in enumerate(tokens):
-        decoder.feed(tok)
-        if tok == "Bar_None":
-            bar_index.append(i)
-            bar_ticks.append(decoder.position_tick)
-    if not bar_index:
-        raise ValueError("the file has no notes to continue")
-    first = max(0, len(bar_index) - bars)
-    return tokens[bar_index[first]:], bar_ticks[first]
 
 
 def output_paths(out: Path, k: int) -> list[Path]:
@@ -57,22 +38,14 @@ def run_continue(args: argparse.Namespace) -> int:
     model, _meta, model_path = load_model(getattr(args, "model", None), getattr(args, "device", "auto"))
     piece = source.piece
     all_tokens = encode_piece(piece)
-    context, offset = context_tokens(all_tokens, args.context_bars)
+    context, offset = context_window(all_tokens, args.context_bars)
     vocab = build_tokenizer().vocab
-    ids = [vocab["BOS_None"]] + [vocab[t] for t in context]
-    track = ContextTrack.fresh()
-    for token in ids:
-        track.update(token)
-
-    device = next(model.parameters()).device
-    logits, state = model.prefill(torch.tensor([ids], device=device))
+    track, logits, state = prime(model, [vocab["BOS_None"]] + [vocab[t] for t in context])
     last_end = max(n.start + n.duration for n in piece.notes) - offset
+    start, end = answer_span(track, last_end, args.bars)
     num, den = track.meter
-    beat = ticks_per_beat(den)
-    start = -(-last_end // beat) * beat  # first beat at or after the last note ends
-    end = start + args.bars * num * beat
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
-    rows = generate(model, state, logits[0], track, start, end, args.variations, params, seed=args.seed)
+    rows = generate(model, state, logits, track, start, end, args.variations, params, seed=args.seed)
 
     velocity = int(statistics.median(n.velocity for n in piece.notes))
     meters = piece.meters

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 
 from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
-from copilot_app.engine.generation import ContextTrack, generate
+from model.generation import ContextTrack, generate
 from copilot_app.engine.midi_input import Routed
 from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
 from model.sampling import SamplingParams

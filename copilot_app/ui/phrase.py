@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from copilot_app.engine.generation import ContextTrack, generate
-from copilot_app.engine.offline import context_tokens
+from model.generation import answer_span, context_window, generate, prime
 from copilot_app.engine.session import SessionSettings, Take
 from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.midi_io import encode_piece, load_piano_piece
@@ -41,7 +40,7 @@ def read_phrase(path: str | Path, context_bars: int = CONTEXT_BARS) -> Phrase:
     """Read and tokenize a .mid file; one-line errors (MidiError) for bad files."""
     source = load_piano_piece(path)
     tokens = encode_piece(source.piece)
-    context, offset = context_tokens(tokens, context_bars)
+    context, offset = context_window(tokens, context_bars)
     velocity = int(statistics.median(n.velocity for n in source.piece.notes))
     return Phrase(Path(path).name, list(source.piece.notes), context, offset, source.tempo_qpm, velocity)
 
@@ -54,19 +53,11 @@ def continue_phrase(session, phrase: Phrase, settings: SessionSettings
     so the file ends where the take begins) and the take, already appended to
     the session's takes.
     """
-    model, device = session.runner.model, session.runner.device
     ids = [session.vocab["BOS_None"]] + [session.vocab[t] for t in phrase.context]
-    track = ContextTrack.fresh()
-    for token in ids:
-        track.update(token)
-    with torch.no_grad():
-        logits, state = model.prefill(torch.tensor([ids], device=device))
+    track, logits, state = prime(session.runner.model, ids)
     last_end = max(n.start + n.duration for n in phrase.notes) - phrase.offset
-    num, den = track.meter
-    beat = ticks_per_beat(den)
-    start = -(-last_end // beat) * beat  # first beat at or after the last note ends
-    end = start + max(1, settings.bars) * num * beat
-    rows = generate(model, state, logits[0], track, start, end, max(1, settings.variations),
+    start, end = answer_span(track, last_end, settings.bars)
+    rows = generate(session.runner.model, state, logits, track, start, end, max(1, settings.variations),
                     settings.sampling(), seed=settings.seed)
 
     now = session.clock.now()

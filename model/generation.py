@@ -58,6 +58,58 @@ class ContextTrack:
         return ContextTrack(self.grammar.fork(), decoder, self.bar_start_tick, self.meter, self.timesig_id)
 
 
+def context_window(tokens: list[str], bars: int) -> tuple[list[str], int]:
+    """The last ``bars`` bars of a REMI sequence, and the tick where they start.
+
+    A REMI bar is self-contained (Bar, TimeSig, then positions inside it), so
+    cutting at a Bar token leaves a valid sequence.
+    """
+    decoder = StreamingDecoder()
+    bar_index, bar_ticks = [], []
+    for i, tok in enumerate(tokens):
+        decoder.feed(tok)
+        if tok == "Bar_None":
+            bar_index.append(i)
+            bar_ticks.append(decoder.position_tick)
+    if not bar_index:
+        raise ValueError("the file has no notes to continue")
+    first = max(0, len(bar_index) - bars)
+    return tokens[bar_index[first]:], bar_ticks[first]
+
+
+def track_of(ids: list[int]) -> ContextTrack:
+    """The grammar/timeline after ``ids``. Tokens before the first Bar (the
+    tail of a bar cut off by a context window) are skipped: they say nothing
+    about the bars that follow, and the grammar could not place them."""
+    track = ContextTrack.fresh()
+    v = track.grammar.v
+    first = next((i for i, t in enumerate(ids) if int(t) in (v.bar, v.bos)), len(ids))
+    for token in ids[first:]:
+        track.update(int(token))
+    return track
+
+
+@torch.no_grad()
+def prime(model: torch.nn.Module, ids: list[int]) -> tuple[ContextTrack, torch.Tensor, object]:
+    """Context ids through the model in parallel mode (one prefill) and the track.
+
+    Returns (track, logits [V] after the last id, state batch 1): what
+    ``generate`` continues from.
+    """
+    device = next(model.parameters()).device
+    logits, state = model.prefill(torch.tensor([list(map(int, ids))], device=device))
+    return track_of(ids), logits[0], state
+
+
+def answer_span(track: ContextTrack, last_end_tick: int, bars: int) -> tuple[int, int]:
+    """(start, end) ticks of a ``bars``-bar answer in the context's meter,
+    starting on the first beat at or after ``last_end_tick``."""
+    num, den = track.meter
+    beat = ticks_per_beat(den)
+    start = -(-last_end_tick // beat) * beat
+    return start, start + max(1, bars) * num * beat
+
+
 def _time_floor_mask(track: ContextTrack, start_tick: int) -> np.ndarray | None:
     """Tokens allowed by the time floor: nothing may start before ``start_tick``.
 
@@ -96,14 +148,19 @@ def generate(
     on_note: Callable[[DecodedNote], None] | None = None,
     max_tokens: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    tokens_out: list[list[int]] | None = None,
 ) -> list[list[DecodedNote]]:
     """Sample ``k`` continuations; returns each row's notes with start < end_tick.
 
     ``state``/``logits`` are the model's after the last context token (batch 1);
     they are not modified. ``should_stop`` is polled every step (panic from
     another thread): when it turns true the rows end where they are.
+    ``tokens_out``, when given, receives each row's sampled token ids (eval
+    reads bar lengths and the grammar off them).
     """
     rows = [context.fork() for _ in range(k)]
+    if tokens_out is not None:
+        tokens_out[:] = [[] for _ in range(k)]
     notes: list[list[DecodedNote]] = [[] for _ in range(k)]
     done = [row_finished(r, end_tick) for r in rows]
     state_k = state.repeat(k)
@@ -138,6 +195,8 @@ def generate(
             if done[i]:
                 continue
             note = row.update(int(tokens[i]))
+            if tokens_out is not None:
+                tokens_out[i].append(int(tokens[i]))
             if row_finished(row, end_tick):
                 done[i] = True
             elif note is not None and note.start >= start_tick:
