@@ -10,7 +10,7 @@ The contract (ARCHITECTURE.md, users and scripts rely on it)::
     composer-copilot tokenize FILE.mid [--stream]
     composer-copilot bench [--json]
 
-Each subcommand names the module that owns it; see copilot_app/dispatch.py.
+Each subcommand names the module that owns it; model/command_runner.py runs it.
 """
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import sys
 from typing import Sequence
 
 from copilot_app import __version__
-from copilot_app.dispatch import PROG, run
+from model.command_runner import run
 from trainer.cli_args import add_eval_args, add_train_args
+
+PROG = "composer-copilot"
 
 # command -> "module:function"; the function takes the parsed Namespace and
 # returns an exit code.
@@ -127,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of main.py and the console script."""
     args = build_parser().parse_args(argv)
     command = args.command or "gui"
-    return run(command, COMMANDS[command], args)
+    return run(PROG, command, COMMANDS[command], args)
 
 
 def main_gui() -> int:

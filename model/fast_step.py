@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .paths import user_cache_dir
+
 if TYPE_CHECKING:
     from .rwkv7 import RWKV7
     from .state import RWKVState
@@ -68,8 +70,7 @@ _failed: str | None = None
 def cache_dir() -> Path:
     """User cache dir for the built library; a private temp dir if the home
     cache is not writable (read-only homes on CI runners)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = Path(base) / "composer-copilot" / "native"
+    d = user_cache_dir("native")
     try:
         d.mkdir(parents=True, exist_ok=True)
         if os.access(d, os.W_OK):

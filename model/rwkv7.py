@@ -14,7 +14,6 @@ import functools
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from .config import RWKVConfig
@@ -205,8 +204,3 @@ class RWKV7(nn.Module):
             wkv.append(s)
             ffn_x.append(xf)
         return self._logits(x), RWKVState(torch.stack(att_x), torch.stack(wkv), torch.stack(ffn_x))
-
-
-def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean token cross-entropy for logits [..., V] and targets [...]."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))

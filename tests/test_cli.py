@@ -1,4 +1,4 @@
-"""The command-line contract: every --help works, unbuilt commands say so."""
+"""The command-line contract: every --help works, errors are one line."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot_app import cli, dispatch
+from copilot_app import cli
+from model import command_runner
 
 REPO = Path(__file__).resolve().parent.parent
 SUBCOMMANDS = ["continue", "listen", "train", "eval", "tokenize", "bench"]
@@ -50,19 +51,12 @@ def test_every_command_is_wired_to_an_owner_module():
         assert func.startswith("run_")
 
 
-def test_unbuilt_command_exits_2_with_one_line(capsys):
-    code = dispatch.run("imaginary", "copilot_app.engine.no_such_module:run_x", cli.build_parser().parse_args([]))
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and "not available yet" in err
-
-
 def test_missing_third_party_dependency_is_one_line(tmp_path, monkeypatch, capsys):
     # A module that exists but needs a package that does not: exit 1, one line,
     # and the message names the missing package rather than blaming the command.
     (tmp_path / "needs_missing_dep.py").write_text("import no_such_package_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = dispatch.run("x", "needs_missing_dep:run_x", cli.build_parser().parse_args([]))
+    code = command_runner.run(cli.PROG, "x", "needs_missing_dep:run_x", cli.build_parser().parse_args([]))
     err = capsys.readouterr().err
     assert code == 1 and "no_such_package_xyz" in err and err.count("\n") == 1
 
@@ -72,7 +66,7 @@ def _raise_user_error(_args):
 
 
 def test_user_error_is_one_line_not_a_traceback(capsys):
-    code = dispatch.run("x", "tests.test_cli:_raise_user_error", cli.build_parser().parse_args([]))
+    code = command_runner.run(cli.PROG, "x", "tests.test_cli:_raise_user_error", cli.build_parser().parse_args([]))
     assert code == 1
     assert capsys.readouterr().err == "composer-copilot: error: phrase.mid: not a MIDI file\n"
 
@@ -95,3 +89,15 @@ def test_bench_runner(tmp_path, monkeypatch):
     assert bench_runner.run_bench(cli.build_parser().parse_args(["bench", "tiny_bench"])) == 0
     # --json is passed through to the script
     assert bench_runner.run_bench(cli.build_parser().parse_args(["bench", "--json"])) == 3
+
+
+def test_every_trainer_command_is_wired_to_its_handler():
+    import importlib
+
+    from trainer import __main__ as trainer_main
+
+    sub = next(a for a in trainer_main.build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(trainer_main.COMMANDS)
+    for target in trainer_main.COMMANDS.values():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func))

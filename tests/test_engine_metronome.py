@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import pytest
-
 from copilot_app.engine.clock import FakeClock, InternalGrid, Meter
 from copilot_app.engine.metronome import ACCENT, BEAT, DRUM_CHANNEL, Metronome
 from copilot_app.engine.player import Player
@@ -31,10 +29,3 @@ def test_disabled_metronome_is_silent():
     metro = Metronome(player, InternalGrid(120), enabled=False)
     assert metro.tick(0.0) == 0 and player.pending == 0
 
-
-def test_count_in_one_bar():
-    player = Player(RecordingPort(), FakeClock())
-    metro = Metronome(player, InternalGrid(120, Meter(4, 4)))
-    start = metro.count_in(now=0.3, bars=1)
-    assert start == pytest.approx(4.0)  # next bar at 2.0 s, then 4 clicks
-    assert player.pending == 8

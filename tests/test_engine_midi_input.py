@@ -4,8 +4,7 @@ from __future__ import annotations
 import mido
 import pytest
 
-from copilot_app.engine.clock import FakeClock
-from copilot_app.engine.midi_input import InputQueue, route
+from copilot_app.engine.midi_input import Stamped, route
 
 ODD_BYTES = [
     [0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7],  # sysex identity request
@@ -21,13 +20,10 @@ ODD_BYTES = [
 
 
 def test_odd_messages_are_routed_not_raised():
-    q = InputQueue(FakeClock())
     parser = mido.Parser()
     for data in ODD_BYTES:
         parser.feed(data)
-    for msg in parser:
-        q.callback(msg)
-    kinds = [route(s).kind for s in q.drain()]
+    kinds = [route(Stamped(0.0, msg)).kind for msg in parser]
     assert kinds.count("realtime") == 5
     assert "note_on" not in kinds and "note_off" not in kinds
 
@@ -39,25 +35,11 @@ def test_running_status_and_velocity_zero_note_on():
     parser = mido.Parser()
     parser.feed([0x90, 60, 100, 64, 90, 60, 0])
     parser.feed([0x90, 64, 90, 0x90, 60, 0])
-    clock = FakeClock()
-    q = InputQueue(clock)
-    for msg in parser:
-        clock.advance(0.1)
-        q.callback(msg)
-    routed = [route(s) for s in q.drain()]
+    routed = [route(Stamped(0.1 * (i + 1), msg)) for i, msg in enumerate(parser)]
     assert [(r.kind, r.pitch) for r in routed] == [("note_on", 60), ("note_on", 64), ("note_off", 60)]
     assert [r.time for r in routed] == pytest.approx([0.1, 0.2, 0.3])
 
 
 def test_sustain_pedal_is_kept():
-    from copilot_app.engine.midi_input import Stamped
-
     r = route(Stamped(1.0, mido.Message("control_change", control=64, value=127)))
     assert r.kind == "pedal" and r.value == 127
-
-
-def test_full_queue_drops_instead_of_blocking():
-    q = InputQueue(FakeClock(), maxsize=2)
-    for _ in range(5):
-        q.callback(mido.Message("note_on", note=60))
-    assert q.dropped == 3 and len(q.drain()) == 2

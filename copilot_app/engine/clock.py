@@ -6,8 +6,11 @@ Everything in the engine asks a ``Clock`` for the time, so tests run on a
 DAW's MIDI clock (24 pulses per quarter note, Start/Stop/Continue, Song
 Position Pointer), so continuations land on the DAW's bar lines.
 
-A "beat" is one unit of the meter's denominator (a quarter in 4/4, an eighth
-in 6/8), as in the REMI tokens; tempo is in quarter notes per minute, as in MIDI.
+Words for time, the same in the whole engine: a "beat" is one unit of the
+meter's denominator (a quarter in 4/4, an eighth in 6/8), as in the REMI
+tokens; a "quarter" is a quarter note, whatever the meter
+(``Meter.quarters_per_beat`` converts). Tempo (``bpm``) counts quarters per
+minute, as MIDI and DAWs do, so 6/8 at 120 has beats of 0.25 s.
 """
 from __future__ import annotations
 

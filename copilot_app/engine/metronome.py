@@ -1,4 +1,4 @@
-"""Metronome and count-in clicks on the General MIDI drum channel.
+"""Metronome clicks on the General MIDI drum channel, one on every beat of the meter.
 
 Clicks are planned a little ahead on their own Player (so cancelling a take
 never silences the click) as short notes: a high wood block on the bar line,
@@ -12,7 +12,7 @@ from copilot_app.engine.clock import InternalGrid, MidiClockGrid
 from copilot_app.engine.player import PlannedNote, Player
 
 DRUM_CHANNEL = 9
-ACCENT, BEAT = 76, 77  # GM hi / low wood block
+ACCENT, BEAT = 76, 77  # GM hi wood block on the bar line, low on the other beats
 CLICK_S = 0.05
 LOOKAHEAD_S = 0.5
 
@@ -43,11 +43,3 @@ class Metronome:
             beat += 1
         self._next_beat = beat
         return self.player.schedule(clicks)
-
-    def count_in(self, now: float, bars: int = 1) -> float:
-        """Click ``bars`` bars from the next bar line; returns when playing should start."""
-        start = self.grid.beat_at(self.grid.next_boundary(now, "bar"))
-        beats = int(round(start))
-        n = bars * self.grid.beats_per_bar
-        self.player.schedule(self._click(b) for b in range(beats, beats + n))
-        return self.grid.time_at(beats + n)

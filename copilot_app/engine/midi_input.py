@@ -1,8 +1,9 @@
 """Incoming MIDI: timestamp in the rtmidi callback, sort out on the engine thread.
 
 The rtmidi callback only stamps the message with the engine clock and puts it
-on a queue (it runs on rtmidi's own thread and must never block). The engine
-thread drains the queue and ``route``s each message: notes and pedal become
+on the live engine's inbox (it runs on rtmidi's own thread and must never
+block; see ``live.LiveEngine.midi_callback``). The engine thread drains the
+inbox and ``route``s each message: notes and pedal become
 performance events for the streaming encoder, real-time messages go to the
 MIDI-clock grid, and everything a piano continuation has no use for is
 dropped with a reason that can be logged at debug level (sysex, drums on
@@ -10,13 +11,10 @@ channel 10, pitches off the piano, aftertouch, ...). Odd input never raises.
 """
 from __future__ import annotations
 
-import queue
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import mido
-
-from copilot_app.engine.clock import Clock, MonotonicClock
 
 PIANO_LOW, PIANO_HIGH = 21, 108
 DRUM_CHANNEL = 9  # "channel 10" in MIDI's 1-based numbering
@@ -41,34 +39,6 @@ class Routed:
     control: int = 0
     reason: str = ""
     msg: mido.Message | None = None
-
-
-class InputQueue:
-    """The bridge from rtmidi's thread to the engine thread."""
-
-    def __init__(self, clock: Clock | None = None, maxsize: int = 10_000) -> None:
-        self._clock = clock or MonotonicClock()
-        self._queue: "queue.Queue[Stamped]" = queue.Queue(maxsize)
-        self.dropped = 0
-
-    def callback(self, msg: mido.Message) -> None:
-        """rtmidi callback: stamp and enqueue, nothing else."""
-        try:
-            self._queue.put_nowait(Stamped(self._clock.now(), msg))
-        except queue.Full:  # the engine is stuck; losing input beats blocking MIDI
-            self.dropped += 1
-
-    def get(self, timeout: float | None = None) -> Stamped | None:
-        try:
-            return self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-
-    def drain(self) -> list[Stamped]:
-        items = []
-        while (item := self.get()) is not None:
-            items.append(item)
-        return items
 
 
 def route(stamped: Stamped) -> Routed:

@@ -7,21 +7,9 @@ from pathlib import Path
 import torch
 
 from copilot_app.engine.runtime_info import DEFAULT_MODEL, bundled_model
+from model.device import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(requested: str = "auto") -> torch.device:
-    """'auto' -> the GPU when there is one, else the CPU; a clear error otherwise."""
-    if requested in ("auto", "", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise ValueError(f"unknown device {requested!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} asked for, but this machine has no CUDA GPU")
-    return device
 
 
 def resolve_model_path(requested: str | None) -> Path:

@@ -139,10 +139,6 @@ class Player:
         with self._cond:
             return len(self._heap)
 
-    def next_event_time(self) -> float | None:
-        with self._cond:
-            return self._heap[0][0] if self._heap else None
-
     # -- sending --------------------------------------------------------
     def pump(self, now: float | None = None) -> int:
         """Send every event due at ``now``; returns how many messages went out."""

@@ -152,10 +152,6 @@ class StreamingEncoder:
     def now(self) -> float:
         return self._now
 
-    @property
-    def bars_emitted(self) -> int:
-        return self._bar + 1
-
     # -- internals -----------------------------------------------------------
     def _tick(self, time: float) -> float:
         self._now = max(self._now, float(time))
@@ -171,7 +167,7 @@ class StreamingEncoder:
     def _duration(self, note: _Pending) -> tuple[int, bool]:
         """(duration ticks, final?) -- a lower bound while the note sounds."""
         end = self._now if note.end is None else note.end
-        dur = self._meters.quantize_duration(note.onset, end - note.start)
+        dur = self._meters.quantize_duration(note.onset, end)
         if note.end is not None:
             return dur, True
         den = self._meters.section_at(note.onset).den
@@ -320,7 +316,3 @@ def encode_events(events: Iterable[PerfEvent], end: float | None = None) -> list
         out += enc.feed(ev)
     out += enc.flush(enc.now if end is None else end)
     return out
-
-
-def grid_notes_of(decoded: Iterable[DecodedNote]) -> list[GridNote]:
-    return [GridNote(n.start, n.duration, n.pitch, n.velocity) for n in decoded]

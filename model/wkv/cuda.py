@@ -13,7 +13,6 @@ state fp32; gradients come back in the inputs' dtypes.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +20,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from ..paths import user_cache_dir
 from .chunked import wkv_chunked
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ _failed: str | None = None
 
 
 def build_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "composer-copilot" / "torch_extensions" / "wkv7"
+    return user_cache_dir("torch_extensions", "wkv7")
 
 
 def load_extension() -> ModuleType | None:
