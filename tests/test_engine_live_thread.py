@@ -61,7 +61,8 @@ def test_commands_run_on_the_engine_thread(tiny_model):  # noqa: F811
         assert engine.session.settings.temperature == 0.6 and len(takes[0].variations) == 3
         engine.next_variation()
         engine.accept()
-        assert wait_until(lambda: takes[0].accepted, timeout=5) and takes[0].chosen == 1
+        library = engine.session.library
+        assert wait_until(lambda: library.view(takes[0]).accepted == 1, timeout=5)
         engine.set_metronome(True)
         assert wait_until(lambda: any(m.channel == 9 for m in port.messages if m.type == "note_on"), timeout=5)
         engine.panic()
@@ -95,12 +96,14 @@ def test_take_commands_tempo_and_grid_run_on_the_engine_thread(tiny_model):  # n
 
     port, takes, changed, threads = RecordingPort(), [], [], set()
 
-    def on_change(take):
+    def on_snapshot(snapshot):
         threads.add(threading.current_thread().name)
-        changed.append((take, take.chosen, take.accepted))
+        if snapshot.event.take is not None and snapshot.view(snapshot.event.take) is not None:
+            view = snapshot.view(snapshot.event.take)
+            changed.append((view.take, view.auditioned, view.accepted))
 
     engine = LiveEngine(tiny_model, port, settings=SessionSettings(seed=4, trigger_beats=0, variations=2),
-                        on_take=takes.append, on_change=on_change)
+                        on_take=takes.append, on_snapshot=on_snapshot)
     with engine:
         for pitch in (60, 64):
             engine.midi_callback(mido.Message("note_on", note=pitch, velocity=70))
@@ -110,10 +113,10 @@ def test_take_commands_tempo_and_grid_run_on_the_engine_thread(tiny_model):  # n
         assert wait_until(lambda: len(takes) == 2, timeout=20)
         first, second = takes
         engine.audition(first, 1)                        # an older take, not only the last
-        assert wait_until(lambda: (first, 1, False) in changed, timeout=5)
+        assert wait_until(lambda: (first, 1, None) in changed, timeout=5)
         assert engine.session.playing is first
         engine.accept(first, 1)
-        assert wait_until(lambda: (first, 1, True) in changed, timeout=5)
+        assert wait_until(lambda: (first, 1, 1) in changed, timeout=5)
         engine.discard(first)
         assert wait_until(lambda: first not in engine.session.takes, timeout=5)
         assert engine.session.playing is None and engine.player.pending == 0
@@ -130,3 +133,31 @@ def test_take_commands_tempo_and_grid_run_on_the_engine_thread(tiny_model):  # n
         assert wait_until(lambda: type(engine.session.grid).__name__ == "MidiClockGrid", timeout=5)
     assert threads == {"copilot-engine"}
     assert balance(port.messages) == {}
+
+
+def test_snapshots_are_immutable_and_the_engine_runs_before_a_model(tiny_model):  # noqa: F811
+    """The GUI's view of the engine: values sent from the engine thread, never its objects."""
+    import dataclasses
+
+    import pytest
+
+    port, snapshots, errors, played = RecordingPort(), [], [], []
+    engine = LiveEngine(None, port, settings=SessionSettings(seed=5, trigger_beats=0),
+                        on_snapshot=snapshots.append, on_error=errors.append, on_input=played.append)
+    with engine:
+        assert wait_until(lambda: snapshots, timeout=5) and snapshots[0].model is None
+        engine.midi_callback(mido.Message("note_on", note=60, velocity=70))
+        engine.midi_callback(mido.Message("note_off", note=60))
+        engine.trigger()
+        assert wait_until(lambda: errors, timeout=5) and "no model loaded" in errors[0]
+        engine.set_model(tiny_model, "tiny")
+        assert wait_until(lambda: snapshots[-1].model == "tiny", timeout=5)
+        engine.trigger()
+        assert wait_until(lambda: snapshots[-1].takes, timeout=20)
+        assert [p.pitch for p in played] == [60, 60] and played[0].on and not played[1].on
+    snap = snapshots[-1]
+    assert snap.event.kind == "take" and snap.takes[0].take.number == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.takes[0].take.number = 2
+    assert isinstance(snap.takes[0].take.variations, tuple)
+    assert snap.settings is not engine.session.settings  # a copy

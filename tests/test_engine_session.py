@@ -117,7 +117,7 @@ def test_barge_in_stops_playback_cleanly_and_joins_the_context(tiny_model):
     player.pump(2.0 + 0.3)
     tokens_before = session.stats.tokens_in
     play(session, clock, [(2.31, "on", 62), (2.6, "off", 62)])
-    assert take.interrupted and player.pending == 0 and player.open_notes == set()
+    assert session.library.view(take).interrupted and player.pending == 0 and player.open_notes == set()
     assert balance(port.messages) == {}
     session.poll(3.5)
     assert session.stats.tokens_in > tokens_before  # the new note went into the state
@@ -143,11 +143,11 @@ def test_variations_audition_and_accept(tiny_model):
     play(session, clock, PHRASE)
     take = session.trigger(2.0)
     session.next_variation(now=2.1)
-    assert take.chosen == 1
+    assert session.library.view(take).auditioned == 1
     session.previous_variation(now=2.1)
     session.previous_variation(now=2.1)
-    assert take.chosen == 2
-    assert session.accept() is take and take.accepted
+    assert session.library.view(take).auditioned == 2
+    assert session.accept() is take and session.library.view(take).accepted == 2
     player.pump(60.0)
     session.stop()
     assert balance(port.messages) == {}
@@ -229,7 +229,9 @@ def test_an_older_take_can_be_auditioned_and_a_playing_take_discarded(tiny_model
     assert session.playing is second and first.notes(1), "the tiny model answered with silence"
     # Audition variation 2 of the *first* take (not the last): from the next bar line (8.0 s).
     assert session.audition(1, now=7.0, take=first.number) is first
-    assert first.chosen == 1 and second.chosen == 0 and session.playing is first
+    views = session.library
+    assert views.view(first).auditioned == 1 and views.view(second).auditioned == 0
+    assert session.playing is first
     shift = session.quarters_at(8.0) - first.start_quarters
     want = sorted(session._planned(n, first.velocity, shift).start for n in first.notes(1))
     assert player.pending == 2 * len(want)  # a note-on and a note-off each
@@ -256,8 +258,8 @@ def test_accept_any_take_with_a_chosen_variation(tiny_model):
     play(session, clock, PHRASE)
     first = session.trigger(2.0)
     second = session.trigger(2.5)
-    assert session.accept(first, 2) is first and first.accepted and first.chosen == 2
-    assert not second.accepted
+    assert session.accept(first, 2) is first and session.library.view(first).accepted == 2
+    assert session.library.view(second).accepted is None
     assert session.accept() is second        # default: the last take, as before
 
 
@@ -321,3 +323,134 @@ def test_empty_bars_enter_the_state_as_they_pass_so_an_answer_starts_in_the_curr
     player.pump(100.0)
     assert balance(port.messages) == {}
     assert session.settings.trigger_beats == 0 and steps  # sampled from the state, not re-primed
+
+
+# -- the session model: accept, phrases from files, models, numbering --------------------
+
+def test_the_accepted_mark_stays_when_another_variation_is_auditioned(tiny_model):
+    session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=31, variations=3))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    session.audition(1, now=2.1, take=take)
+    session.accept(take, now=2.1)                    # accept what is auditioned: variation 2
+    session.previous_variation(now=2.2, take=take)   # <- auditions variation 1
+    view = session.library.view(take)
+    assert view.auditioned == 0 and view.accepted == 1
+
+
+def test_the_accepted_variation_is_the_context_the_next_answer_continues(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=32, variations=3,
+                                                                            trigger_beats=0))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    accepted = next(i for i, v in enumerate(take.variations) if v)  # one with notes
+    clock.set(9.0)
+    session.accept(take, accepted, now=9.0)
+    assert session.library.phrase.source == "accepted"
+    nxt = session.trigger(9.0)
+    # The next answer's context holds the accepted notes, in their place, and comes after them.
+    placed = {(n.start, n.pitch) for n in nxt.context}
+    assert {(n.start, n.pitch) for n in take.notes(accepted)} <= placed
+    end = max(n.start + n.duration for n in take.notes(accepted)) / 24
+    assert nxt.start_quarters >= end
+    # Another variation accepted: a different context.
+    other = next(i for i, v in enumerate(take.variations) if i != accepted)
+    session.accept(take, other, now=9.5)
+    assert session.library.view(take).accepted == other
+    player.pump(100.0)
+    session.stop()
+    assert balance(port.messages) == {}
+
+
+def test_accepting_while_the_take_plays_answers_after_it(tiny_model):
+    session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=33, bars=2, trigger_beats=0))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)                # plays from bar 2 (4.0 s) to bar 4 (8.0 s)
+    session.accept(take, 0, now=2.5)           # accepted before it has even started
+    nxt = session.trigger(2.6)
+    assert nxt.start_quarters >= 16.0          # not on top of the accepted take
+
+
+def write_phrase_file(path, tempo: float, meters, notes) -> None:
+    from model.tokens.midi_io import write_notes
+    from model.tokens.performance import GridNote
+
+    write_notes(path, [GridNote(*n) for n in notes], meters, tempo, name="phrase")
+
+
+def test_an_opened_file_is_the_context_in_its_tempo_and_meter(tiny_model, tmp_path):
+    from copilot_app.engine.phrase_file import read_phrase
+
+    # 104 BPM, 2/4: eight quarter notes of a C major scale (four bars).
+    path = tmp_path / "scale.mid"
+    write_phrase_file(path, 104.0, [(0, 2, 4)],
+                      [(i * 24, 24, p, 80) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])])
+    phrase = read_phrase(path)
+    assert phrase.meter == Meter(2, 4) and round(phrase.tempo_bpm) == 104
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=34, trigger_beats=0))
+    play(session, clock, [(0.0, "on", 61), (0.3, "off", 61)])     # something played before
+    clock.set(3.0)
+    placed = session.open_phrase(phrase, now=3.0)
+    assert session.grid.bpm == pytest.approx(104.0) and session.grid.meter == Meter(2, 4)
+    assert placed.source == "file" and [n.pitch for n in placed.notes] == [60, 62, 64, 65, 67, 69, 71, 72]
+    assert session.quarters_at(3.0) == pytest.approx(8.0)          # the file ends now
+    first = session.trigger(3.0)
+    clock.set(20.0)
+    again = session.trigger(20.0)                                  # Continue later: still the file
+    for take in (first, again):
+        assert [n.pitch for n in take.context][-8:] == [60, 62, 64, 65, 67, 69, 71, 72]
+        assert 61 not in {n.pitch for n in take.context}           # not what was played before
+        assert take.meter == Meter(2, 4) and take.tempo_bpm == pytest.approx(104.0)
+        assert take.start_quarters % 2 == 0                        # on a 2/4 bar line
+        assert all(n.start < take.start_quarters * 24 + 2 * 2 * 24 for n in take.notes())  # 2 bars of 2/4
+    # Played at the file's tempo: a quarter lasts 60/104 s.
+    assert session.time_at_quarters(1.0) - session.time_at_quarters(0.0) == pytest.approx(60 / 104)
+    player.pump(100.0)
+    assert balance(port.messages) == {}
+
+
+def test_a_stray_short_bar_at_the_end_does_not_set_the_meter(tmp_path):
+    from copilot_app.engine.phrase_file import read_phrase
+
+    path = tmp_path / "stray.mid"
+    bars = [(b * 96 + i * 24, 24, 60 + i, 80) for b in range(3) for i in range(4)]
+    write_phrase_file(path, 90.0, [(0, 4, 4), (3 * 96, 1, 4)], bars + [(3 * 96, 24, 72, 80)])
+    phrase = read_phrase(path)
+    assert phrase.meter == Meter(4, 4)
+
+
+def test_take_numbers_never_repeat_and_old_takes_audition_after_a_model_switch(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=35, start_on="now"))
+    play(session, clock, PHRASE)
+    first = session.trigger(2.0)
+    assert first.notes(), "the tiny model answered with silence"
+    other = RWKV7(tiny_model.cfg).eval()
+    session.set_model(other, "other")
+    assert session.runner.model is other
+    session.set_grid(InternalGrid(BPM, Meter(3, 4), origin=3.0))     # and a new timeline
+    play(session, clock, [(3.5, "on", 64), (3.8, "off", 64)])
+    second = session.trigger(4.0)
+    assert (first.number, second.number) == (1, 2) and second.model == "other"
+    session.discard(second)
+    third = session.trigger(4.5)
+    assert third.number == 3
+    # The first take (old model, old timeline) still auditions: its notes go to the Player.
+    assert session.audition(0, now=5.0, take=first) is first
+    assert player.pending == 2 * len(first.notes(0))
+    player.pump(100.0)
+    assert balance(port.messages) == {}
+
+
+def test_answers_need_a_model_and_come_once_one_is_set(tiny_model):
+    from copilot_app.engine.session import NoModelError
+
+    clock, port = FakeClock(), RecordingPort()
+    session = LiveSession(None, Player(port, clock), InternalGrid(BPM, origin=0.0), clock,
+                          SessionSettings(seed=36))
+    play(session, clock, PHRASE)
+    with pytest.raises(NoModelError, match="no model loaded"):
+        session.trigger(2.0)
+    session.set_model(tiny_model, "tiny")
+    # The phrase played before the model came is in the new model's context.
+    take = session.trigger(2.0)
+    assert {n.pitch for n in take.context} == {60, 64, 67, 72}

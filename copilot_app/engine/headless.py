@@ -54,8 +54,7 @@ def run_listen(args: argparse.Namespace) -> int:
     clock = MonotonicClock()
     grid = (MidiClockGrid(meter, fallback_bpm=args.tempo) if args.midi_clock
             else InternalGrid(args.tempo, meter, origin=clock.now()))
-    engine = LiveEngine(model, out, grid, settings,
-                        clock, on_take=_log_take,
+    engine = LiveEngine(model, out, grid, settings, clock, model_name=path.stem, on_take=_log_take,
                         on_error=lambda m: print(f"composer-copilot: error: {m}", file=sys.stderr))
     inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback) if args.in_port
            else midi_ports.open_input(None, engine.midi_callback, virtual=True))
@@ -65,8 +64,8 @@ def run_listen(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(f"listening on {inp.name} -> {out.name} with {path.name}, "
           f"{args.tempo:g} BPM {args.meter}; Ctrl-C to stop", flush=True)
-    engine.metronome.enabled = args.metronome
     engine.start()
+    engine.set_metronome(args.metronome)
     try:
         while not stop.wait(1.0):  # a timed wait lets the signal handler run promptly
             for keeper in keepers:

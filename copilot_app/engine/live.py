@@ -3,10 +3,18 @@
 One thread owns the session (the model state, encoder and takes); everything
 else talks to it through its inbox: the rtmidi callback puts stamped messages
 there, the GUI or CLI put commands (trigger, next variation, settings...).
-The Player has its own scheduler thread. Observers are called on the engine
-thread and must not block (the Qt bridge turns them into queued signals):
-``on_take`` for each new take, ``on_change`` for a take auditioned or
-accepted later, ``on_input`` for each routed message, ``on_error``.
+The Player has its own scheduler thread.
+
+Observers are given to the constructor and called on the engine thread; they
+must not block (the Qt bridge turns them into queued signals), and they only
+ever receive immutable values: ``on_snapshot`` a ``SessionSnapshot`` after
+every change (with the event that caused it), ``on_take`` each new ``Take``,
+``on_input`` each ``PlayedNote`` placed on the timeline, ``on_busy`` around
+each answer being sampled, ``on_error`` one line.
+
+The engine can run without a model (``model=None``, e.g. the GUI before its
+first model has loaded); ``set_model`` brings one in, or swaps it, without
+losing the takes, their numbers or the timeline.
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Callable
 
 import mido
@@ -24,37 +32,43 @@ from copilot_app.engine.clock import Clock, InternalGrid, Meter, MidiClockGrid, 
 from copilot_app.engine.metronome import Metronome
 from copilot_app.engine.midi_input import Routed, Stamped, route
 from copilot_app.engine.player import MidiSink, Player
-from copilot_app.engine.session import LiveSession, SessionSettings, Take
+from copilot_app.engine.phrase_file import FilePhrase
+from copilot_app.engine.session import LiveSession, NoModelError, SessionSettings
+from copilot_app.engine.session_model import PlayedNote, SessionEvent, SessionSnapshot, Take
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.02  # how often held notes are committed and the silence trigger checked
+MIDI_CLOCK_REPORT_S = 0.5  # how often the timeline is re-sent while a DAW's clock drives it
 
 
 class LiveEngine:
     """Runs a LiveSession on its own thread (see module docstring)."""
 
-    def __init__(self, model: torch.nn.Module, sink: MidiSink,
+    def __init__(self, model: torch.nn.Module | None, sink: MidiSink,
                  grid: InternalGrid | MidiClockGrid | None = None,
-                 settings: SessionSettings | None = None, clock: Clock | None = None,
+                 settings: SessionSettings | None = None, clock: Clock | None = None, *,
+                 model_name: str = "",
                  on_take: Callable[[Take], None] | None = None,
-                 on_input: Callable[[Routed], None] | None = None,
+                 on_input: Callable[[PlayedNote], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
-                 on_change: Callable[[Take], None] | None = None) -> None:
+                 on_snapshot: Callable[[SessionSnapshot], None] | None = None,
+                 on_busy: Callable[[bool], None] | None = None) -> None:
         self.clock = clock or MonotonicClock()
-        self.player = Player(sink, self.clock, on_error=lambda e: self._error(f"MIDI out: {e}"))
-        self.session = LiveSession(model, self.player, grid or InternalGrid(origin=self.clock.now()),
-                                   self.clock, settings)
-        # The click has its own Player so cancelling a take never stops it.
-        self.metronome = Metronome(Player(sink, self.clock), self.session.grid)
         self.on_take, self.on_input, self.on_error = on_take, on_input, on_error
-        self.on_change = on_change
-        self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self.on_snapshot, self.on_busy = on_snapshot, on_busy
+        self.player = Player(sink, self.clock, on_error=lambda e: self._error(f"MIDI out: {e}"))
         # Counts note/pedal messages as they arrive, so a take being prepared
         # during a pause stops the moment the player plays again.
         self._musical_inputs = 0
-        self.session.input_counter = lambda: self._musical_inputs
+        self.session = LiveSession(model, self.player, grid or InternalGrid(origin=self.clock.now()),
+                                   self.clock, settings, model_name=model_name,
+                                   input_counter=lambda: self._musical_inputs)
+        # The click has its own Player so cancelling a take never stops it.
+        self.metronome = Metronome(Player(sink, self.clock), self.session.grid)
+        self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._last_timeline_sent = 0.0
 
     # -- called from any thread ---------------------------------------------
     def midi_callback(self, msg: mido.Message) -> None:
@@ -63,90 +77,134 @@ class LiveEngine:
         if msg.type in ("note_on", "note_off", "control_change"):
             self._musical_inputs += 1
 
-    def call(self, fn: Callable[[LiveSession], object]) -> None:
+    def _call(self, fn: Callable[[LiveSession], object]) -> None:
         """Run ``fn(session)`` on the engine thread."""
         self._inbox.put(lambda: fn(self.session))
 
     def trigger(self) -> None:
-        self.call(lambda s: self._take(s.trigger()))
+        """Answer the current context now (played, opened from a file, or accepted)."""
+        self._call(lambda s: self._answer(s.trigger))
+
+    def open_phrase(self, phrase: FilePhrase) -> None:
+        """Make a file (read off this thread) the context, in its tempo and meter, and answer it."""
+        self.session.cancel_take.set()  # a take being sampled on the old timeline ends now
+
+        def apply(s: LiveSession) -> None:
+            s.open_phrase(phrase, self.clock.now())
+            self._new_metronome()
+            self._publish(SessionEvent("phrase"))
+            self._answer(s.trigger)
+        self._call(apply)
+
+    def set_model(self, model: torch.nn.Module | None, name: str = "") -> None:
+        """Another model (loaded off this thread); takes, numbers and the timeline stay."""
+        def apply(s: LiveSession) -> None:
+            s.set_model(model, name)
+            self._publish(SessionEvent("model"))
+        self._call(apply)
 
     def audition(self, take: Take | int | None, index: int) -> None:
         """Play variation ``index`` of any take (None: the last) from the next bar line."""
-        self.call(lambda s: self._changed(s.audition(index, take=take)))
+        self._call(lambda s: self._changed("audition", s.audition(index, take=take)))
 
     def next_variation(self, take: Take | int | None = None) -> None:
-        self.call(lambda s: self._changed(s.next_variation(take=take)))
+        self._call(lambda s: self._changed("audition", s.next_variation(take=take)))
 
     def previous_variation(self, take: Take | int | None = None) -> None:
-        self.call(lambda s: self._changed(s.previous_variation(take=take)))
+        self._call(lambda s: self._changed("audition", s.previous_variation(take=take)))
 
     def accept(self, take: Take | int | None = None, index: int | None = None) -> None:
-        """Keep a take (None: the last) with variation ``index`` (None: its current one)."""
-        self.call(lambda s: self._changed(s.accept(take, index)))
+        """Accept a take (None: the last) with variation ``index`` (None: the one auditioned last)."""
+        self._call(lambda s: self._changed("accept", s.accept(take, index)))
 
     def discard(self, take: Take | int) -> None:
-        """Forget a take; if it is playing, it stops with its note-offs.
-
-        Not reported to ``on_change``: the caller already knows it is gone.
-        """
-        self.call(lambda s: s.discard(take))
+        """Forget a take; if it is playing, it stops with its note-offs."""
+        self._call(lambda s: self._changed("discard", s.discard(take)))
 
     def stop_playback(self) -> None:
         self.session.cancel_take.set()  # ends a take still being sampled
-        self.call(lambda s: s.stop())
+
+        def apply(s: LiveSession) -> None:
+            s.stop()
+            self._publish(SessionEvent("stop"))
+        self._call(apply)
 
     def set_tempo(self, bpm: float) -> None:
         """New internal tempo from the moment the engine applies it; the beat stays put."""
         def apply(s: LiveSession) -> None:
             s.set_tempo(bpm, self.clock.now())
             self._new_metronome()  # clicks planned ahead at the old tempo are dropped
-        self.call(apply)
+            self._publish(SessionEvent("timeline"))
+        self._call(apply)
 
-    def set_grid(self, meter: Meter, clock_source: str = "internal", bpm: float | None = None) -> None:
+    def set_grid(self, meter: Meter | None = None, clock_source: str | None = None,
+                 bpm: float | None = None) -> None:
         """A new timeline: ``meter`` on the internal clock or on the DAW's MIDI clock.
 
-        The grid is made on the engine thread, so an internal grid's bar 1
-        starts when the change applies, not when it was asked for. The
-        phrase context starts over (see ``LiveSession.set_grid``); the model,
-        the takes and the threads stay.
+        None keeps the current meter, clock source or tempo. The grid is made
+        on the engine thread, so an internal grid's bar 1 starts when the
+        change applies, not when it was asked for. The phrase context starts
+        over (see ``LiveSession.set_grid``); the model, the takes and the
+        threads stay.
         """
-        if clock_source not in ("internal", "midi"):
+        if clock_source not in (None, "internal", "midi"):
             raise ValueError(f"clock source must be 'internal' or 'midi', not {clock_source!r}")
         # A take being sampled on the old grid ends now; its notes would land on the wrong bars.
         self.session.cancel_take.set()
 
         def apply(s: LiveSession) -> None:
-            tempo = float(bpm) if bpm is not None else s.grid.bpm
+            old = s.grid
+            source = clock_source or ("midi" if isinstance(old, MidiClockGrid) else "internal")
+            new_meter = meter or old.meter
+            tempo = float(bpm) if bpm is not None else (
+                old.fallback_bpm if isinstance(old, MidiClockGrid) else old.bpm)
             grid: InternalGrid | MidiClockGrid
-            if clock_source == "midi":
-                grid = MidiClockGrid(meter=meter, fallback_bpm=tempo)
+            if source == "midi":
+                grid = MidiClockGrid(meter=new_meter, fallback_bpm=tempo)
             else:
-                grid = InternalGrid(tempo, meter, origin=self.clock.now())
+                grid = InternalGrid(tempo, new_meter, origin=self.clock.now())
             s.set_grid(grid)
             self._new_metronome()
-        self.call(apply)
+            self._publish(SessionEvent("timeline"))
+        self._call(apply)
 
     def update_settings(self, **changes: object) -> None:
-        """Change sampling/trigger settings; the next take uses them."""
+        """Change sampling/trigger settings; the next take uses them.
+
+        Unknown names raise here, in the caller's thread.
+        """
+        unknown = set(changes) - set(asdict(SessionSettings()))
+        if unknown:
+            raise TypeError(f"unknown session settings: {sorted(unknown)}")
+
         def apply(s: LiveSession) -> None:
             s.settings = replace(s.settings, **changes)
-        self.call(apply)
+            self._publish(SessionEvent("settings"))
+        self._call(apply)
 
     def set_metronome(self, enabled: bool) -> None:
         def apply(_s: LiveSession) -> None:
             self.metronome.enabled = enabled
             if not enabled:
                 self.metronome.player.cancel()
-        self.call(apply)
+            self._publish(SessionEvent("settings"))
+        self._call(apply)
+
+    def publish(self) -> None:
+        """Ask for a snapshot of the session as it is (``on_snapshot`` answers)."""
+        self._call(lambda _s: self._publish(SessionEvent("start")))
 
     def panic(self) -> None:
         """All notes off now, from the calling thread (the Player is thread-safe).
 
-        A take still being sampled on the engine thread stops scheduling notes.
+        A take still being sampled on the engine thread stops scheduling
+        notes, and whatever it scheduled meanwhile is cancelled as soon as
+        the engine thread is free.
         """
         self.session.cancel_take.set()
         self.player.panic()
         self.metronome.player.cancel()
+        self._call(lambda s: s.player.cancel())
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -159,6 +217,7 @@ class LiveEngine:
 
     def close(self) -> None:
         """Stop both threads; every note the app started gets its note-off."""
+        self.session.cancel_take.set()  # a take being sampled ends now
         if self._thread is not None:
             self._inbox.put(None)
             self._thread.join(timeout=5.0)
@@ -176,6 +235,7 @@ class LiveEngine:
     # -- engine thread ------------------------------------------------------
     def _run(self) -> None:
         torch.set_num_threads(1)
+        self._publish(SessionEvent("start"))
         while True:
             try:
                 item = self._inbox.get(timeout=POLL_S)
@@ -186,17 +246,30 @@ class LiveEngine:
             try:
                 if isinstance(item, Stamped):
                     routed = route(item)
-                    if self.on_input is not None and routed.kind != "ignored":
-                        self.on_input(routed)
+                    self._report_input(routed)
                     self._take(self.session.handle(routed))
                 elif callable(item):
                     item()
                 self._take(self.session.poll())
                 self.metronome.tick(self.clock.now())
+                self._follow_midi_clock()
+            except NoModelError as exc:
+                self._error(str(exc))
             except Exception as exc:  # a bad take must not kill the live loop
                 log.exception("engine error")
                 self.player.panic()
                 self._error(f"engine: {exc}")
+
+    def _report_input(self, routed: Routed) -> None:
+        if self.on_input is not None and routed.kind in ("note_on", "note_off"):
+            self.on_input(PlayedNote(routed.kind == "note_on", routed.pitch, self.session.quarters_at(routed.time)))
+
+    def _follow_midi_clock(self) -> None:
+        """Under MIDI clock the GUI's timeline is re-sent twice a second (the DAW moves it)."""
+        if isinstance(self.session.grid, MidiClockGrid) and self.on_snapshot is not None:
+            now = self.clock.now()
+            if now - self._last_timeline_sent >= MIDI_CLOCK_REPORT_S:
+                self._publish(SessionEvent("timeline"))
 
     def _new_metronome(self) -> None:
         """Engine thread: clicks on the session's current grid, from the next beat."""
@@ -205,15 +278,32 @@ class LiveEngine:
         self.metronome = Metronome(old.player, self.session.grid, enabled=old.enabled,
                                    velocity=old.velocity)
 
-    def _changed(self, take: Take | None) -> None:
-        if take is not None and self.on_change is not None:
-            self.on_change(take)
+    def _answer(self, make: Callable[[], Take]) -> None:
+        """Engine thread: one take, with busy reported around it."""
+        if self.on_busy is not None:
+            self.on_busy(True)
+        try:
+            self._take(make())
+        finally:
+            if self.on_busy is not None:
+                self.on_busy(False)
+
+    def _changed(self, kind: str, take: Take | None) -> None:
+        if take is not None:
+            self._publish(SessionEvent(kind, take.number, self.session.library.auditioned(take)
+                                       if kind != "discard" else None))
 
     def _take(self, take: Take | None) -> None:
         if take is None:
             return
         if self.on_take is not None:
             self.on_take(take)
+        self._publish(SessionEvent("take", take.number, 0))
+
+    def _publish(self, event: SessionEvent) -> None:
+        if self.on_snapshot is not None:
+            self._last_timeline_sent = self.clock.now()
+            self.on_snapshot(self.session.snapshot(event, self.metronome.enabled))
 
     def _error(self, message: str) -> None:
         if self.on_error is not None:

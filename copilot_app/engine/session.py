@@ -12,41 +12,58 @@ Triggers: silence for N beats, a chosen key, a chosen controller (rising past
 go to the Player as each is decoded. Barge-in: a new note while a take plays
 cancels it (the Player sends the note-offs) and joins the context.
 
-Takes stay in ``takes`` until discarded: any of them can be auditioned again
-from the next bar line. ``set_tempo`` re-anchors the grid so the current beat
-stays put; ``set_grid`` starts a new timeline (meter or clock source changed)
-on the same model, keeping the takes.
+What the answers continue can also be notes that were not just played: a
+file (``open_phrase``: a new timeline in the file's tempo and meter) or an
+accepted variation (``accept``: the take's bars and that variation). Both
+rebuild the context from notes (``_load_notes``): the encoder and the model
+state then hold them exactly as if they had been played, so Continue, the
+silence trigger and further playing all go on from there.
+
+Takes, phrases, the accepted variation and take numbers belong to the
+``SessionModel`` (session_model.py), which outlives timelines and models:
+a take made before a meter change or by a model since replaced still
+auditions, and numbers never repeat. ``set_tempo`` re-anchors the grid so
+the current beat stays put; ``set_grid`` starts a new timeline.
 """
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
 
 import torch
 
 from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
-from model.generation import ContextTrack, generate
 from copilot_app.engine.midi_input import Routed
+from copilot_app.engine.phrase_file import CONTEXT_BARS, FilePhrase
 from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
-from model.sampling import SamplingParams
+from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel, SessionSnapshot, Take,
+                                              TimelineView, quarters_to_ticks)
+from model.generation import ContextTrack, generate
+from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingParams
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.streaming import DecodedNote, StreamingEncoder
 
 log = logging.getLogger(__name__)
 
 START_MODES = ("bar", "beat", "now")
+RECENT_NOTES = 4096  # context notes kept to rebuild the state (model switch, accept)
+
+
+class NoModelError(RuntimeError):
+    """An answer was asked for before any model was loaded."""
 
 
 @dataclass
 class SessionSettings:
     bars: int = 2                   # length of a continuation
-    temperature: float = 0.85
-    top_p: float = 0.92
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
     top_k: int = 0
     repetition_penalty: float = 1.0
     variations: int = 1             # K rows sampled in one batch
@@ -62,25 +79,6 @@ class SessionSettings:
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p,
                               top_k=self.top_k, repetition_penalty=self.repetition_penalty)
-
-
-@dataclass
-class Take:
-    """One answer: K variations, notes in quarter notes from the session start."""
-
-    number: int
-    start_quarters: float
-    variations: list[list[DecodedNote]]
-    velocity: int
-    chosen: int = 0
-    accepted: bool = False
-    interrupted: bool = False
-    # Trigger -> first note-on handed to the Player, in seconds of compute.
-    first_note_latency_s: float | None = None
-    prepared: bool = False  # sampled during the pause, before the trigger
-
-    def notes(self, index: int | None = None) -> list[DecodedNote]:
-        return self.variations[self.chosen if index is None else index]
 
 
 @dataclass
@@ -121,25 +119,31 @@ class ModelRunner:
             x = torch.tensor([token], device=self.device)
             self.logits, self.state = self.model.step(x, self.state, inplace=True)
 
+    def prefill(self, ids: list[int]) -> None:
+        """Many tokens at once in parallel mode (a rebuilt context): same state, one pass."""
+        if ids:
+            x = torch.tensor([ids], device=self.device)
+            self.logits, self.state = self.model.prefill(x, self.state)
+
 
 class LiveSession:
     """Encoder + model state + triggers + Player (see module docstring)."""
 
-    def __init__(self, model: torch.nn.Module, player: Player,
+    def __init__(self, model: torch.nn.Module | None, player: Player,
                  grid: InternalGrid | MidiClockGrid | None = None,
-                 clock: Clock | None = None, settings: SessionSettings | None = None) -> None:
+                 clock: Clock | None = None, settings: SessionSettings | None = None, *,
+                 model_name: str = "", library: SessionModel | None = None,
+                 input_counter: Callable[[], int] | None = None) -> None:
         self.clock = clock or MonotonicClock()
         self.grid = grid or InternalGrid(origin=self.clock.now())
         self.player = player
         self.settings = settings or SessionSettings()
         self.vocab = build_tokenizer().vocab
-        self.runner = ModelRunner(model)
+        self.runner = ModelRunner(model) if model is not None else None
+        self.model_name = model_name
+        self.library = library or SessionModel()
         self.track = ContextTrack.fresh()
         self.encoder = StreamingEncoder()
-        self.takes: list[Take] = []
-        # The take whose notes the Player holds now (trigger or audition), so a
-        # discard stops exactly that one.
-        self.playing: Take | None = None
         self.stats = SessionStats()
         self._held: set[int] = set()
         self._velocities: deque[int] = deque(maxlen=16)
@@ -148,21 +152,133 @@ class LiveSession:
         self._trigger_cc_down = False
         # Set from any thread (panic, stop) to end a take being sampled now.
         self.cancel_take = threading.Event()
-        # How many note/pedal messages have arrived (set by the engine): a
-        # take being prepared ahead stops as soon as the player plays again.
-        self.input_counter: Callable[[], int] = lambda: 0
+        # How many note/pedal messages have arrived (counted by the engine as
+        # they come in): a take being prepared ahead stops as soon as the player plays again.
+        self.input_counter: Callable[[], int] = input_counter or (lambda: 0)
         self._context_version = 0
         self._prepared: _Prepared | None = None
         self._prepare_tried: int | None = None
-        self._start_context()
+        # The encoder's time 0 in session quarters (a bar line): 0 unless the
+        # context was rebuilt from notes part-way through a timeline.
+        self._origin_q = 0.0
+        # Answers start no earlier than this (the end of a loaded or accepted context).
+        self._answer_floor_q = float("-inf")
+        self._timeline = 0
+        # The context's notes as they became final, in session ticks (for rebuilding it).
+        self._context_notes: deque[DecodedNote] = deque(maxlen=RECENT_NOTES)
+        self._start_context(self.quarters_at(self.clock.now()))
+        self._start_played_phrase()
 
-    def _start_context(self) -> None:
+    # -- compatibility views of the session model -------------------------------
+    @property
+    def takes(self) -> list[Take]:
+        return self.library.takes()
+
+    @property
+    def playing(self) -> Take | None:
+        """The take whose notes the Player holds now (trigger or audition)."""
+        return self.library.find(self.library.playing) if self.library.playing is not None else None
+
+    def snapshot(self, event: SessionEvent, metronome: bool = False) -> SessionSnapshot:
+        """An immutable picture of the session for other threads (the GUI)."""
+        return SessionSnapshot(event, self.library.views(), self.library.playing, self.library.phrase,
+                               TimelineView.of(self.grid, self.clock.now()), replace(self.settings),
+                               (self.model_name or "model") if self.runner is not None else None, metronome)
+
+    # -- context ------------------------------------------------------------
+    def _start_context(self, at_q: float = 0.0) -> None:
         """BOS, and the grid's meter unless it is the tokenizer's default 4/4."""
         self._accept(["BOS_None"])
         meter = self.grid.meter
         if (meter.numerator, meter.denominator) != (4, 4):
-            self._accept(self.encoder.meter(self.quarters_at(self.clock.now()),
-                                            meter.numerator, meter.denominator))
+            self._accept(self.encoder.meter(max(0.0, at_q - self._origin_q), meter.numerator, meter.denominator))
+
+    def _restart_context(self, origin_q: float) -> None:
+        """An empty context whose encoder time 0 is ``origin_q`` (a bar line)."""
+        if self.runner is not None:
+            self.runner.reset()
+        self.track = ContextTrack.fresh()
+        self.encoder = StreamingEncoder()
+        self._origin_q = origin_q
+        self._answer_floor_q = float("-inf")
+        self._context_notes.clear()
+        self._held.clear()
+        self._last_activity = None
+        self._new_notes_since_take = False
+        self._trigger_cc_down = False
+        self._prepared = None
+        self._prepare_tried = None
+        self._start_context(origin_q)
+
+    def _load_notes(self, notes: Sequence[DecodedNote]) -> None:
+        """Notes (session ticks, none before the origin) into the context as if played.
+
+        Their tokens are the encoder's, so what follows them live is encoded
+        exactly as if they had been played; the model takes them in one
+        parallel pass. Answers start after their end.
+        """
+        if not notes:
+            return
+        origin = self._origin_q
+        events = []
+        for n in notes:
+            events.append((n.start / TICKS_PER_QUARTER - origin, 1, n.pitch, n.velocity))
+            events.append(((n.start + n.duration) / TICKS_PER_QUARTER - origin, 0, n.pitch, 0))
+        tokens: list[str] = []
+        for q, on, pitch, velocity in sorted(events):  # offs before ons at the same time
+            tokens += self.encoder.note_on(q, pitch, velocity) if on else self.encoder.note_off(q, pitch)
+        end_q = max(q for q, *_ in events)
+        tokens += self.encoder.flush(end_q)
+        self._accept(tokens, block=True)
+        self._answer_floor_q = end_q + origin
+
+    def _recent_notes(self, before_tick: int | None = None) -> list[DecodedNote]:
+        """The context notes of the last CONTEXT_BARS bars (before ``before_tick``)."""
+        notes = [n for n in self._context_notes if before_tick is None or n.start < before_tick]
+        if not notes:
+            return []
+        bar_ticks = self._bar_ticks()
+        last = max(n.start for n in notes)
+        first_bar = (last // bar_ticks - CONTEXT_BARS + 1) * bar_ticks
+        return [n for n in notes if n.start >= first_bar]
+
+    def _start_played_phrase(self) -> Phrase:
+        return self.library.start_phrase("played", "played", self.grid.bpm, self.grid.meter)
+
+    def open_phrase(self, phrase: FilePhrase, now: float | None = None) -> Phrase:
+        """Make a file the context: a new timeline in its tempo and meter, the file
+        placed so it ends now (as if it had just been played). Under MIDI clock
+        the DAW keeps the tempo and bars; the file ends on the last bar line."""
+        now = self.clock.now() if now is None else now
+        self.player.cancel()
+        self.cancel_take.clear()
+        end_q = phrase.end_tick / TICKS_PER_QUARTER
+        if isinstance(self.grid, MidiClockGrid):
+            self.grid.meter = phrase.meter
+        else:
+            self.grid = InternalGrid(phrase.tempo_bpm, phrase.meter, origin=now - end_q * 60.0 / phrase.tempo_bpm)
+        self._timeline += 1
+        bar_q = self._bar_quarters()
+        place_q = math.floor((self.quarters_at(now) - end_q) / bar_q + 1e-9) * bar_q
+        shift = int(round(place_q * TICKS_PER_QUARTER))
+        notes = [DecodedNote(n.start + shift, n.duration, n.pitch, n.velocity) for n in phrase.notes]
+        self._restart_context(place_q)
+        self._load_notes(notes)
+        self._velocities.clear()
+        self._velocities.append(phrase.velocity)
+        return self.library.start_phrase("file", phrase.name, self.grid.bpm, self.grid.meter, notes)
+
+    def set_model(self, model: torch.nn.Module | None, name: str = "") -> None:
+        """Another model on the same timeline: the recent context is rebuilt in its state."""
+        self.cancel_take.set()  # a take being prepared by the old model stops
+        self.runner = ModelRunner(model) if model is not None else None
+        self.model_name = name
+        notes = self._recent_notes()
+        now_q = self.quarters_at(self.clock.now())
+        first_q = min([n.start / TICKS_PER_QUARTER for n in notes] + [now_q])
+        bar_q = self._bar_quarters()
+        self._restart_context(math.floor(first_q / bar_q + 1e-9) * bar_q)
+        self._load_notes(notes)
 
     # -- time -------------------------------------------------------------
     def quarters_at(self, t: float) -> float:
@@ -170,6 +286,16 @@ class LiveSession:
 
     def time_at_quarters(self, q: float) -> float:
         return self.grid.time_at(q / self.grid.meter.quarters_per_beat())
+
+    def _enc_q(self, t: float) -> float:
+        """Session time -> the encoder's quarters."""
+        return self.quarters_at(t) - self._origin_q
+
+    def _bar_quarters(self) -> float:
+        return self.grid.beats_per_bar * self.grid.meter.quarters_per_beat()
+
+    def _bar_ticks(self) -> int:
+        return int(round(self._bar_quarters() * TICKS_PER_QUARTER))
 
     def set_tempo(self, bpm: float, now: float | None = None) -> None:
         """A new internal tempo; the grid is re-anchored so the beat at ``now`` stays put.
@@ -199,17 +325,10 @@ class LiveSession:
         """
         self.player.cancel()
         self.grid = grid
-        self.runner.reset()
-        self.track = ContextTrack.fresh()
-        self.encoder = StreamingEncoder()
-        self._held.clear()
-        self._last_activity = None
-        self._new_notes_since_take = False
-        self._trigger_cc_down = False
-        self._prepared = None
-        self._prepare_tried = None
-        self.playing = None
-        self._start_context()
+        self._timeline += 1
+        self.library.playing = None
+        self._restart_context(0.0)
+        self._start_played_phrase()
 
     # -- input ------------------------------------------------------------
     def handle(self, event: Routed) -> Take | None:
@@ -224,15 +343,15 @@ class LiveSession:
             self._last_activity = t
             self._new_notes_since_take = True
             self.stats.notes_in += 1
-            self._accept(self.encoder.note_on(self.quarters_at(t), event.pitch, event.velocity))
+            self._accept(self.encoder.note_on(self._enc_q(t), event.pitch, event.velocity))
         elif kind == "note_off":
             if event.pitch == self.settings.trigger_key:
                 return None
             self._held.discard(event.pitch)
             self._last_activity = t
-            self._accept(self.encoder.note_off(self.quarters_at(t), event.pitch))
+            self._accept(self.encoder.note_off(self._enc_q(t), event.pitch))
         elif kind == "pedal":
-            self._accept(self.encoder.pedal(self.quarters_at(t), event.value))
+            self._accept(self.encoder.pedal(self._enc_q(t), event.value))
         elif kind == "control" and event.control == self.settings.trigger_cc:
             down = event.value >= 64
             rising = down and not self._trigger_cc_down
@@ -255,7 +374,7 @@ class LiveSession:
         # Not while a silence trigger is pending: its answer, prepared during
         # the pause, was sampled from the context as it was.
         silence_pending = self.next_silence_deadline() is not None
-        self._accept(self.encoder.advance(self.quarters_at(now), open_bars=not silence_pending))
+        self._accept(self.encoder.advance(self._enc_q(now), open_bars=not silence_pending))
         if self.silence_trigger_due(now):
             # The trigger time is the moment the silence reached N beats, so
             # the answer's start matches the one prepared for it.
@@ -272,7 +391,7 @@ class LiveSession:
         """
         s = self.settings
         deadline = self.next_silence_deadline()
-        if (not s.prepare_ahead or deadline is None or self._held
+        if (not s.prepare_ahead or self.runner is None or deadline is None or self._held
                 or self._prepare_tried == self._context_version
                 or now - (self._last_activity or now) < self.grid.seconds_per_beat / 8):
             return
@@ -299,39 +418,43 @@ class LiveSession:
             return None
         return self._last_activity + self.settings.trigger_beats * self.grid.seconds_per_beat
 
-    def _accept(self, tokens: list[str]) -> None:
+    def _accept(self, tokens: list[str], block: bool = False) -> None:
         if not tokens:
             return
         self._context_version += 1
         self._prepared = None
         ids = [self.vocab[t] for t in tokens]
+        origin_ticks = int(round(self._origin_q * TICKS_PER_QUARTER))
         for token in ids:
-            self.track.update(token)
-        self.runner.feed(ids)
+            note = self.track.update(token)
+            if note is not None:
+                self._context_notes.append(note._replace(start=note.start + origin_ticks))
+        if self.runner is not None:
+            (self.runner.prefill if block else self.runner.feed)(ids)
         self.stats.tokens_in += len(ids)
 
     def _barge_in(self) -> None:
         if self.player.pending or self.player.open_notes:
             self.player.cancel()
-            if self.playing is not None:
-                self.playing.interrupted = True
+            self.library.interrupt(self.library.playing)
 
     # -- takes ------------------------------------------------------------
     def _start_quarters(self, now: float) -> float:
         mode = self.settings.start_on
         if mode not in START_MODES:
             raise ValueError(f"start_on must be one of {START_MODES}, not {mode!r}")
-        if mode == "now":
-            return self.quarters_at(now)
-        return self.quarters_at(self.grid.next_boundary(now, mode))
+        start = self.quarters_at(now) if mode == "now" else self.quarters_at(self.grid.next_boundary(now, mode))
+        if start < self._answer_floor_q - 1e-9:
+            # The context (an accepted take still playing) ends later: the next bar line after it.
+            bar_q = self._bar_quarters()
+            start = self._origin_q + math.ceil((self._answer_floor_q - self._origin_q) / bar_q - 1e-9) * bar_q
+        return start
 
     def _take_window(self, now: float) -> tuple[int, int]:
-        """(start, end) ticks of a take triggered at ``now``."""
-        start_q = self._start_quarters(now)
+        """(start, end) ticks, on the encoder's time line, of a take triggered at ``now``."""
         # Ticks on the REMI grid; round up so the answer never starts early.
-        start_tick = -(-int(round(start_q * TICKS_PER_QUARTER * 1000)) // 1000)
-        bar_quarters = self.grid.beats_per_bar * self.grid.meter.quarters_per_beat()
-        return start_tick, start_tick + int(round(self.settings.bars * bar_quarters * TICKS_PER_QUARTER))
+        start_tick = quarters_to_ticks(self._start_quarters(now) - self._origin_q)
+        return start_tick, start_tick + int(round(self.settings.bars * self._bar_quarters() * TICKS_PER_QUARTER))
 
     def trigger(self, now: float | None = None) -> Take:
         """Answer now: flush the context, sample K variations, play the first.
@@ -340,21 +463,24 @@ class LiveSession:
         settings is played as it is; otherwise row 0's notes go to the Player
         as each is sampled.
         """
+        if self.runner is None:
+            raise NoModelError("cannot continue: no model loaded (Model menu)")
         t0 = time.perf_counter()
         now = self.clock.now() if now is None else now
         s = self.settings
         self._held.clear()
-        self._accept(self.encoder.flush(self.quarters_at(now)))
+        self._accept(self.encoder.flush(self._enc_q(now)))
         window = self._take_window(now)
         velocity = int(statistics.median(self._velocities)) if self._velocities else 80
         self.player.cancel()
         self.cancel_take.clear()
         first_note: list[float] = []
+        origin_q = self._origin_q
 
         def play(note: DecodedNote) -> None:
             if self.cancel_take.is_set():
                 return
-            self.player.schedule([self._planned(note, velocity)])
+            self.player.schedule([self._planned(note, velocity, origin_q)])
             if not first_note:
                 first_note.append(time.perf_counter() - t0)
 
@@ -362,7 +488,7 @@ class LiveSession:
         if (prepared is not None and prepared.version == self._context_version
                 and prepared.window == window and prepared.settings == s):
             variations = prepared.variations
-            self.player.schedule(self._planned(n, velocity) for n in variations[0])
+            self.player.schedule(self._planned(n, velocity, origin_q) for n in variations[0])
             if variations[0]:
                 first_note.append(time.perf_counter() - t0)
         else:
@@ -371,7 +497,11 @@ class LiveSession:
                                   self.track, *window, max(1, s.variations),
                                   s.sampling(), seed=s.seed, on_note=play,
                                   should_stop=self.cancel_take.is_set)
-        take = self.record_take(window[0] / TICKS_PER_QUARTER, variations, velocity,
+        origin_ticks = int(round(origin_q * TICKS_PER_QUARTER))
+        start_tick = window[0] + origin_ticks
+        take = self.record_take(start_tick / TICKS_PER_QUARTER,
+                                [[n._replace(start=n.start + origin_ticks) for n in row] for row in variations],
+                                velocity, context=self._recent_notes(before_tick=start_tick),
                                 first_note_latency_s=first_note[0] if first_note else None,
                                 prepared=prepared is not None and variations is prepared.variations)
         self._new_notes_since_take = False
@@ -384,75 +514,85 @@ class LiveSession:
         end = self.time_at_quarters(note.start_beats + note.duration_beats + shift_q)
         return PlannedNote(note.pitch, velocity, start, end)
 
-    def record_take(self, start_quarters: float, variations: list[list[DecodedNote]], velocity: int,
+    def record_take(self, start_quarters: float, variations: Sequence[Sequence[DecodedNote]], velocity: int,
                     **extra: object) -> Take:
         """Number a new take and keep it; it is the one playing from now on.
 
-        Numbers come from a counter, not ``len(takes)``: a discarded take's
-        number is never given again (drag files are named after it).
+        The take remembers the tempo, meter, model and timeline it was made
+        with; numbers come from the session model's counter, never reused.
         """
         self.stats.takes += 1
-        take = Take(self.stats.takes, start_quarters, variations, velocity, **extra)
-        self.takes.append(take)
-        self.playing = take
-        return take
+        return self.library.add_take(start_quarters, variations, velocity, tempo_bpm=self.grid.bpm,
+                                     meter=self.grid.meter, model=self.model_name, timeline=self._timeline,
+                                     **extra)
 
     def find_take(self, take: Take | int | None) -> Take | None:
         """A take of this session by object or number; None means the last one."""
-        if take is None:
-            return self.takes[-1] if self.takes else None
-        for t in self.takes:
-            if t is take or (isinstance(take, int) and t.number == take):
-                return t
-        return None
+        return self.library.find(take)
 
     def audition(self, index: int, now: float | None = None, take: Take | int | None = None) -> Take | None:
         """Play variation ``index`` of ``take`` (default: the last) from the next bar line.
 
-        Whatever was playing stops first (the Player sends its note-offs).
+        Whatever was playing stops first (the Player sends its note-offs). A
+        take from an earlier timeline or model plays the same: it is notes.
         Returns the take, or None when there is no such take.
         """
-        target = self.find_take(take)
+        target = self.library.audition(take, index)
         if target is None:
             return None
-        target.chosen = index % len(target.variations)
         now = self.clock.now() if now is None else now
         start_q = self.quarters_at(self.grid.next_boundary(now, "bar"))
         shift = start_q - target.start_quarters
-        self.player.replace([self._planned(n, target.velocity, shift) for n in target.notes()])
-        self.playing = target
+        notes = target.notes(self.library.auditioned(target))
+        self.player.replace([self._planned(n, target.velocity, shift) for n in notes])
         return target
 
     def next_variation(self, now: float | None = None, take: Take | int | None = None) -> Take | None:
-        target = self.find_take(take)
-        return None if target is None else self.audition(target.chosen + 1, now, target)
+        target = self.library.find(take)
+        return None if target is None else self.audition(self.library.auditioned(target) + 1, now, target)
 
     def previous_variation(self, now: float | None = None, take: Take | int | None = None) -> Take | None:
-        target = self.find_take(take)
-        return None if target is None else self.audition(target.chosen - 1, now, target)
+        target = self.library.find(take)
+        return None if target is None else self.audition(self.library.auditioned(target) - 1, now, target)
 
     def discard(self, take: Take | int) -> Take | None:
         """Forget a take; if its notes are playing, stop them (with their note-offs)."""
-        target = self.find_take(take)
-        if target is None:
-            return None
-        self.takes = [t for t in self.takes if t is not target]
-        if self.playing is target:
+        playing = self.library.playing
+        target = self.library.discard(take)
+        if target is not None and playing == target.number:
             self.player.cancel()
-            self.playing = None
         return target
 
-    def accept(self, take: Take | int | None = None, index: int | None = None) -> Take | None:
-        """Mark a take (default: the last) as kept, with variation ``index`` (default: its current one)."""
-        target = self.find_take(take)
+    def accept(self, take: Take | int | None = None, index: int | None = None,
+               now: float | None = None) -> Take | None:
+        """Accept variation ``index`` (default: the one auditioned last) of a take (default: the last).
+
+        The accepted variation, after the bars the take answered, becomes the
+        context: the next answer continues it, and so does further playing.
+        Playback goes on.
+        """
+        target = self.library.accept(take, index)
         if target is None:
             return None
-        if index is not None:
-            target.chosen = index % len(target.variations)
-        target.accepted = True
+        chosen = self.library.view(target).accepted
+        notes = list(target.context) + list(target.notes(chosen))
+        if target.timeline != self._timeline and notes:
+            # Made on another timeline: placed, bar-aligned, to end by now.
+            bar_ticks = self._bar_ticks()
+            now_tick = int(self.quarters_at(self.clock.now() if now is None else now) * TICKS_PER_QUARTER)
+            end = max(n.start + n.duration for n in notes)
+            shift = math.floor((now_tick - end) / bar_ticks) * bar_ticks
+            notes = [n._replace(start=n.start + shift) for n in notes]
+        if notes:
+            bar_q = self._bar_quarters()
+            first_q = min(n.start for n in notes) / TICKS_PER_QUARTER
+            self._restart_context(math.floor(first_q / bar_q + 1e-9) * bar_q)
+            self._load_notes(notes)
+        self.library.start_phrase("accepted", f"take {target.number} variation {chosen + 1}",
+                                  self.grid.bpm, self.grid.meter)
         return target
 
     def stop(self) -> None:
         """Stop playback; every note the Player started gets its note-off."""
         self.player.cancel()
-        self.playing = None
+        self.library.playing = None
