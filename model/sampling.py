@@ -19,6 +19,12 @@ from torch import Tensor
 TokenMaskFn = Callable[[Tensor], Tensor]
 
 
+# The app's sampling defaults (the sliders' start, `continue`, `listen`, `eval`):
+# balanced, and top-p cuts the off-key tail. Defined here only.
+DEFAULT_TEMPERATURE = 0.85
+DEFAULT_TOP_P = 0.92
+
+
 @dataclass
 class SamplingParams:
     temperature: float = 1.0  # 0 -> greedy (argmax)

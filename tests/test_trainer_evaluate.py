@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from model import RWKV7, RWKVConfig, save_checkpoint
+from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.tokens.config import build_tokenizer, tokenizer_config
 from trainer import metrics
 from trainer.cli import run_eval
@@ -18,17 +19,6 @@ from trainer.vocab import vocab
 
 DATA = Path(__file__).parent / "data"
 VOCAB = build_tokenizer().vocab
-
-
-def bar(notes: list[tuple[int, int]], ts: str = "4/4") -> list[int]:
-    """A bar of (position, pitch) quarter notes as token ids."""
-    ids = [VOCAB["Bar_None"], VOCAB[f"TimeSig_{ts}"]]
-    for pos, pitch in notes:
-        ids += [VOCAB[f"Position_{pos}"], VOCAB[f"Pitch_{pitch}"], VOCAB["Duration_1.0.12"]]
-    return ids
-
-
-C_MAJOR = [(0, 60), (12, 62), (24, 64), (36, 65)]
 
 
 def test_key_and_in_key_ratio():
@@ -45,25 +35,32 @@ def test_histogram_overlap_and_diversity():
     assert metrics.distinct_ngrams([[1, 2, 3, 4]], 2) == 1.0
 
 
-def test_one_over_f_slope_separates_noise_from_random_walk():
-    rng = np.random.default_rng(0)
-    white = rng.normal(size=4096)
-    walk = np.cumsum(white)
-    assert abs(metrics.one_over_f_slope(list(white))) < 0.3
-    assert metrics.one_over_f_slope(list(walk)) < -1.5
-    assert np.isnan(metrics.one_over_f_slope([60, 62]))
+C_CHORD = 0b000010010001  # C E G
 
 
-def test_continuation_metrics_of_the_truth_itself():
-    context = bar(C_MAJOR) * 4
-    truth = bar(C_MAJOR) + bar([(0, 67), (24, 64)])
-    m = metrics.continuation_metrics(context, truth, truth)
-    assert m["in_key"] == 1.0 and m["pitch_class_overlap"] == pytest.approx(1.0)
-    assert m["density_ratio"] == pytest.approx(1.0) and m["onset_overlap"] == pytest.approx(1.0)
-    assert m["wrong_length_bars"] == 0.0 and m["pitch_range"] == 7.0
-    wrong = bar([(0, 61)], "3/4") + [VOCAB["EOS_None"]]  # a 3/4 bar in 4/4, then the end
-    m = metrics.continuation_metrics(context, wrong, truth)
-    assert m["wrong_length_bars"] == 1.0 and m["in_key"] == 0.0
+def test_continuation_metrics_of_the_truth_itself_and_of_a_wrong_answer():
+    truth = [(0, 60), (0, 64), (24, 67), (48, 72), (96, 64)]
+    chords = [[0, 192, C_CHORD]]
+    m = metrics.continuation_metrics(truth, truth, (0, "maj"), chords)
+    assert m["chord_tone"] == m["chord_tone_truth"] == 1.0
+    assert m["in_key"] == 1.0 and m["pitch_class_similarity"] == pytest.approx(1.0)
+    assert m["density_ratio"] == 1.0 and m["near_silent"] == 0.0
+    assert m["notes_per_onset"] == pytest.approx(5 / 4) and m["median_pitch_distance"] == 0.0
+    assert m["wrong_length_bars"] == 0.0
+    # One chromatic note, a semitone off the chord, far too sparse, in a bar of the wrong length.
+    wrong = [(0, 61)]
+    m = metrics.continuation_metrics(wrong, truth, (0, "major"), chords, wrong_bars=1, bars=2)
+    assert m["chord_tone"] == 0.0 and m["in_key"] == 0.0 and m["near_silent"] == 1.0
+    assert m["density_ratio"] == pytest.approx(0.2) and m["wrong_length_bars"] == 0.5
+    assert m["median_pitch_distance"] == 3.0
+    # Notes outside every annotated chord do not count either way.
+    assert np.isnan(metrics.chord_tone_ratio([(500, 60)], chords))
+
+
+def test_aggregate_takes_the_median_density_ratio():
+    rows = [{"density_ratio": r, "in_key": 1.0} for r in (0.1, 1.0, 1.1, 1.2, 9.0)]
+    out = metrics.aggregate(rows, [[60, 62, 64]], [[60, 62, 64]])
+    assert out["density_ratio"] == 1.1 and out["in_key"] == 1.0
 
 
 def _eval_args(*argv: str) -> argparse.Namespace:
@@ -82,15 +79,35 @@ def test_eval_cli_prints_a_table_and_json(tmp_path, capsys):
     # an untrained model is near uniform: ~ln(V) nats per token
     assert res["val_nll"] == pytest.approx(np.log(vocab().size), abs=0.3)
     assert res["bits_per_note"] > res["val_nll"] / np.log(2)  # several tokens per note
-    cont = res["continuation"]
+    (name, src), = res["sources"].items()  # one MIDI folder: one source
+    assert name == f"midi:{DATA.name}" and src["val_pieces"] == res["val_pieces"]
+    cont = src["continuation"]
     assert cont["samples"] == 3
-    for key in ("in_key", "pitch_class_overlap", "density_ratio", "onset_overlap", "pitch_range",
-                "distinct_2", "distinct_4", "wrong_length_bars", "one_over_f"):
+    for key in ("in_key", "pitch_class_similarity", "density_ratio", "notes_per_onset",
+                "median_pitch_distance", "near_silent", "distinct_4", "wrong_length_bars"):
         assert key in cont
-    assert 0.0 <= cont["wrong_length_bars"] <= 1.0
+    assert cont["wrong_length_bars"] == 0.0  # the app's generator keeps the meter and the length
+    assert res["sampling"] == {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
     assert run_eval(_eval_args("--model", str(path), "--data", str(DATA), "--samples", "2")) == 0
     table = capsys.readouterr().out
     assert "nats/token" in table and "bits/note" in table and "in-key ratio" in table
+
+
+def test_eval_skips_unusable_files_by_name_and_scores_the_rest(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = RWKV7(RWKVConfig(vocab_size=vocab().size, n_layer=1, n_embd=64, head_size=32, chunk_len=16))
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model, tokenizer=tokenizer_config())
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    (folder / "text.mid").write_text("not midi")
+    (folder / "good.mid").write_bytes((DATA / "bach_bwv66_6.mid").read_bytes())
+    assert run_eval(_eval_args("--model", str(path), "--data", str(folder), "--samples", "2",
+                               "--json")) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["val_pieces"] == 1
+    assert sorted(s.split(":")[0] for s in res["skipped"]) == ["broken.mid", "text.mid"]
 
 
 def test_eval_of_a_missing_model_is_a_one_line_error(tmp_path):

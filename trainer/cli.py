@@ -18,12 +18,12 @@ import torch
 
 from trainer import ddp
 from trainer.cpu_memory import keep_freed_memory
+from trainer.defaults import FINE_TUNE_BUDGET_MIN
 from trainer.datasets import Data, build_windows, load_data, lm_windows
 from trainer.loop import TrainConfig, Trainer
 from trainer.progress import Progress
 from trainer.vocab import vocab
 
-FINE_TUNE_BUDGET_MIN = 4.0  # small-data default: with start-up and the last eval, < 5 min in all
 
 
 @dataclass
@@ -159,7 +159,8 @@ def _train(args: argparse.Namespace, device: torch.device, progress: Progress, o
         cfg = TrainConfig(
             steps=args.steps or d.steps, batch_size=d.batch_size, micro_batch=args.micro_batch or 0,
             lr=args.lr or d.lr, warmup=args.warmup if args.warmup is not None else d.warmup,
-            eval_every=args.eval_every or d.eval_every, eval_windows=d.eval_windows,
+            eval_every=args.eval_every or d.eval_every,
+            eval_windows=d.eval_windows if args.eval_windows is None else args.eval_windows,
             eval_at_start=fine_tune, patience=args.patience if args.patience is not None else d.patience,
             time_budget_s=budget * 60, max_transpose=args.max_transpose, seed=args.seed,
             grad_checkpoint=args.grad_checkpoint, weight_decay=args.weight_decay,

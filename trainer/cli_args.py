@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from trainer.defaults import FINE_TUNE_BUDGET_MIN
+
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     """Options of `train`: pre-training on the corpus or fine-tuning a base model.
@@ -20,7 +22,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="optimizer steps (default: chosen from the data size)")
     parser.add_argument("--time-budget", type=float, metavar="MIN",
                         help="stop after this many minutes, keeping the best checkpoint "
-                             "(default: 4.5 for a fine-tune, none otherwise)")
+                             f"(default: {FINE_TUNE_BUDGET_MIN:g} for a fine-tune, none otherwise)")
     parser.add_argument("--batch-size", type=int, help="windows per optimizer step (all processes together)")
     parser.add_argument("--micro-batch", type=int, help="windows per forward pass (gradient accumulation)")
     parser.add_argument("--ctx-len", type=int, help="tokens per training window (a multiple of the WKV chunk)")
@@ -28,6 +30,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, help="linear warmup steps before the cosine decay")
     parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay on weight matrices")
     parser.add_argument("--eval-every", type=int, help="steps between validation evals")
+    parser.add_argument("--eval-windows", type=int, metavar="N",
+                        help="validation windows per periodic eval, evenly spread (0 = all; "
+                             "default all for a fine-tune, 64 otherwise)")
     parser.add_argument("--save-every", type=int, help="steps between last/resume saves (default: every eval)")
     parser.add_argument("--patience", type=int,
                         help="evals without improvement before stopping (default 3 for a fine-tune, 0 = never)")

@@ -1,15 +1,23 @@
-"""`eval`: validation NLL and musical metrics of sampled continuations.
+"""`eval`: validation NLL and musical metrics of continuations, per source.
 
 NLL: whole held-out pieces (``[BOS] ids [EOS]``, windows of up to
 ``EVAL_CTX`` tokens), in nats per token and bits per note.
-Continuations: 4-bar contexts from held-out pieces, 2 bars sampled with the
-REMI grammar mask, the context's meter kept and no EOS (as the app does),
-compared with the true 2 bars.
+
+Continuations are made by the app's own generation code
+(``model.generation``: the same prefill, grammar and time-floor masks, meter
+rule and stop rule as the live engine and ``continue``) at the app's default
+temperature and top-p: for held-out pieces cut at a bar line, the model hears
+``[BOS]`` and the 4 bars before the cut and answers 2 bars, which are
+compared with the piece's real next 2 bars (chords and keys from the
+annotations where the corpus has them, e.g. POP909).
 """
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +25,64 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from model.sampling import SamplingParams, make_generator, sample
-from model.tokens.grammar import RemiGrammar
-from trainer.datasets import (COMPLETION_BARS, PieceSet, completion_windows, is_corpus_dir, load_corpus,
+from model.generation import ContextTrack, generate, prime
+from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingParams
+from trainer.datasets import (COMPLETION_BARS, CONTEXT_BARS, PieceSet, is_corpus_dir, load_corpus,
                               load_midi_folder, lm_windows)
 from trainer.loop import evaluate_loss
-from trainer.metrics import aggregate, continuation_metrics
+from trainer.metrics import aggregate, continuation_metrics, estimate_key
 from trainer.vocab import vocab
 
 EVAL_CTX = 2048  # long windows: the NLL of a piece should see its own past
-MAX_NEW_TOKENS = 320  # safety net for 2 bars
 
 
-def eval_pieces(dirs: list[str]) -> tuple[PieceSet, list[str]]:
-    """Held-out pieces: a corpus's val split, or every piece of a MIDI folder."""
-    pieces, skipped = PieceSet(), []
+@dataclass
+class EvalSet:
+    """Held-out pieces of one source, with their annotations where known."""
+
+    pieces: PieceSet = field(default_factory=PieceSet)
+    notes: list[dict | None] = field(default_factory=list)  # {"chords", "keys"} per piece
+
+    def add(self, ids: np.ndarray, name: str, n_notes: int, notes: dict | None) -> None:
+        self.pieces.add(ids, name, n_notes)
+        self.notes.append(notes)
+
+
+def read_annotations(corpus: Path) -> dict[str, dict]:
+    path = corpus / "annotations.jsonl"
+    if not path.exists():
+        return {}
+    out = {}
+    with path.open() as fh:
+        for line in fh:
+            entry = json.loads(line)
+            out[entry.pop("id")] = entry
+    return out
+
+
+def eval_sets(dirs: list[str]) -> tuple[dict[str, EvalSet], list[str]]:
+    """Held-out pieces by source: a corpus's val split, or every piece of a MIDI
+    folder. Files that cannot be used are skipped with their name and reason."""
+    sets: dict[str, EvalSet] = defaultdict(EvalSet)
+    skipped: list[str] = []
     for d in dirs:
         path = Path(d).expanduser()
         if not path.is_dir():
             raise ValueError(f"not a folder: {d}")
         if is_corpus_dir(path):
-            pieces.extend(load_corpus(path, splits=("val",))["val"])
+            notes = read_annotations(path)
+            val = load_corpus(path, splits=("val",))["val"]
+            for ids, name, n in zip(val.ids, val.names, val.notes):
+                source = name.split("/")[0]
+                sets[source].add(ids, name, n, notes.get(name))
         else:
-            p, bad = load_midi_folder(path)
-            pieces.extend(p)
+            pieces, bad = load_midi_folder(path)
             skipped += bad
-    if not len(pieces):
+            for ids, name, n in zip(pieces.ids, pieces.names, pieces.notes):
+                sets[f"midi:{path.name}"].add(ids, name, n, None)
+    if not sets:
         raise ValueError(f"no usable pieces to evaluate in {', '.join(dirs)}")
-    return pieces, skipped
+    return dict(sorted(sets.items())), skipped
 
 
 def nll(model: nn.Module, pieces: PieceSet, device: torch.device) -> dict[str, float]:
@@ -57,118 +95,185 @@ def nll(model: nn.Module, pieces: PieceSet, device: torch.device) -> dict[str, f
             "val_tokens": targets, "val_notes": notes, "val_pieces": len(pieces)}
 
 
-def _prefill(model: nn.Module, ids: list[int], device: torch.device):
-    x = torch.tensor([ids], device=device)
-    if hasattr(model, "prefill"):
-        return model.prefill(x)
-    state = model.init_state(1)
-    for t in ids:
-        logits, state = model.step(torch.tensor([t], device=device), state)
-    return logits, state
+def bar_lines(ids: np.ndarray) -> tuple[list[int], list[int]]:
+    """(token index, tick) of every Bar of a piece, read off the tokens."""
+    track = ContextTrack.fresh()
+    index, ticks = [], []
+    for i, t in enumerate(ids.tolist()):
+        track.update(t)
+        if t == track.grammar.v.bar:
+            index.append(i)
+            ticks.append(track.bar_start_tick)
+    return index, ticks
+
+
+def cut_points(pieces: PieceSet, samples: int) -> list[tuple[int, int]]:
+    """(piece, bar) pairs spread evenly over every bar where 4 bars of context,
+    2 bars of truth and the bar line after them exist."""
+    cases = []
+    for p, ids in enumerate(pieces.ids):
+        n_bars = int((ids == vocab().bar).sum())
+        cases += [(p, j) for j in range(CONTEXT_BARS, n_bars - COMPLETION_BARS)]  # bar j+2 exists
+    if not cases or samples <= 0:
+        return []
+    pick = np.linspace(0, len(cases) - 1, min(samples, len(cases))).round().astype(int)
+    return [cases[i] for i in pick]
+
+
+@dataclass
+class Case:
+    """One continuation and the truth it is compared with (ticks of the piece)."""
+
+    generated: list[tuple[int, int]]
+    truth: list[tuple[int, int]]
+    context_pitches: list[int]
+    wrong_bars: int
+    cut_tick: int
+
+
+def continue_case(model: nn.Module, ids: np.ndarray, bars: tuple[list[int], list[int]], j: int,
+                  params: SamplingParams, seed: int) -> Case:
+    """Answer the 4 bars before bar ``j`` with 2 bars, through the app's generator."""
+    index, ticks = bars
+    context = [vocab().bos] + ids[index[j - CONTEXT_BARS]:index[j]].tolist()
+    truth_ids = ids[index[j]:index[j + COMPLETION_BARS]].tolist()
+    origin = ticks[j - CONTEXT_BARS]
+    start, end = ticks[j] - origin, ticks[j + COMPLETION_BARS] - origin
+    track, logits, state = prime(model, context)
+    replay = track.fork()
+    truth = [n for n in (replay.update(t) for t in truth_ids) if n is not None]
+    tokens: list[list[int]] = []
+    rows = generate(model, state, logits, track, start, end, 1, params, seed=seed, tokens_out=tokens)
+    # Bars of the wrong length: a TimeSig other than the context's, or bars never reached.
+    out = track.fork()
+    for t in tokens[0]:
+        out.update(t)
+    v = track.grammar.v
+    wrong = sum(1 for t in tokens[0] if t in v.timesig and t != track.timesig_id)
+    if out.decoder.position_tick < end:
+        wrong += COMPLETION_BARS
+    ctx_pitches = [v.pitch[t] for t in context if t in v.pitch]
+    return Case([(n.start + origin, n.pitch) for n in rows[0]],
+                [(n.start + origin, n.pitch) for n in truth if start <= n.start < end],
+                ctx_pitches, min(wrong, COMPLETION_BARS), ticks[j])
+
+
+def key_at(notes: dict | None, tick: int, pitches: list[int]) -> tuple[int, str]:
+    """The annotated key at ``tick``, or the key the context's pitches suggest."""
+    for start, end, tonic, mode in (notes or {}).get("keys", []):
+        if start <= tick < end:
+            return int(tonic), str(mode)
+    return estimate_key(pitches)
 
 
 @torch.no_grad()
-def continue_bars(model: nn.Module, context: list[int], bars: int, params: SamplingParams,
-                  gen: torch.Generator, device: torch.device) -> list[int]:
-    """Sample until ``bars`` bars are complete (the next Bar) or the safety net."""
-    v = vocab()
-    grammar = RemiGrammar()
-    meter = None  # the context's last TimeSig: continuations keep the meter, as in the app
-    for t in context:
-        grammar.update(int(t))
-        if int(t) in grammar.v.timesig:
-            meter = int(t)
-    logits, state = _prefill(model, context, device)
-    out: list[int] = []
-    seen_bars = 0
-    while len(out) < MAX_NEW_TOKENS:
-        allowed = grammar.allowed_keeping_meter(meter)
-        allowed[v.eos] = False  # as in the app: an answer ends by length, not by the model giving up
-        mask = torch.from_numpy(allowed).to(logits.device)
-        tok = int(sample(logits.float(), params, generator=gen, mask=mask)[0])
-        if tok == v.bar:
-            seen_bars += 1
-            if seen_bars > bars:
-                break
-        out.append(tok)
-        grammar.update(tok)
-        if tok == v.eos:
-            break
-        logits, state = model.step(torch.tensor([tok], device=device), state)
-    return out
-
-
-def musical(model: nn.Module, pieces: PieceSet, device: torch.device, samples: int, seed: int,
-            params: SamplingParams) -> dict[str, float]:
-    seqs = pieces.sequences()
-    win = completion_windows(seqs, 512)
-    if not len(win) or samples <= 0:
+def musical(model: nn.Module, data: EvalSet, samples: int, seed: int,
+            params: SamplingParams, skipped: list[str]) -> dict[str, float]:
+    """Continuation metrics; a piece whose tokens cannot be continued is named
+    in ``skipped`` with the reason, and the others are still scored."""
+    rows, gen_lines, true_lines = [], [], []
+    bars_cache: dict[int, tuple[list[int], list[int]]] = {}
+    bad: set[int] = set()
+    for n, (p, j) in enumerate(cut_points(data.pieces, samples)):
+        ids = data.pieces.ids[p]
+        if p in bad:
+            continue
+        try:
+            if p not in bars_cache:
+                bars_cache[p] = bar_lines(ids)
+            case = continue_case(model, ids, bars_cache[p], j, params, seed + n)
+        except ValueError as exc:  # GrammarError and friends: a token stream we cannot follow
+            bad.add(p)
+            skipped.append(f"{data.pieces.names[p]}: cannot be continued ({exc})")
+            continue
+        notes = data.notes[p]
+        key = key_at(notes, case.cut_tick, case.context_pitches)
+        rows.append(continuation_metrics(case.generated, case.truth, key,
+                                         (notes or {}).get("chords"), case.wrong_bars, COMPLETION_BARS))
+        gen_lines.append([p for _, p in case.generated])
+        true_lines.append([p for _, p in case.truth])
+    if not rows:
         return {}
-    pick = np.linspace(0, len(win) - 1, min(samples, len(win))).round().astype(int)
-    gen = make_generator(seed, "cpu")
-    rows, generated, truths = [], [], []
-    for i in pick:
-        seq = seqs[win.piece[i]]
-        context = seq[win.start[i]:win.loss_start[i]].tolist()
-        truth = seq[win.loss_start[i]:win.end[i]].tolist()
-        g = continue_bars(model, context, COMPLETION_BARS, params, gen, device)
-        rows.append(continuation_metrics(context, g, truth, COMPLETION_BARS))
-        generated.append(g)
-        truths.append(truth)
-    out = aggregate(rows, generated, truths)
-    out["samples"] = len(pick)
+    out = aggregate(rows, gen_lines, true_lines)
+    out["samples"] = len(rows)
     return out
 
 
 def evaluate_model(model_path: str, dirs: list[str], device: torch.device, samples: int = 64,
                    seed: int = 0, max_pieces: int = 0,
                    params: SamplingParams | None = None) -> dict[str, Any]:
+    """NLL and continuation metrics per source, plus NLL over all pieces."""
     from trainer.models import load_any
 
     t0 = time.monotonic()
-    model, side = load_any(model_path, str(device))
+    model, _side = load_any(model_path, str(device))
     model.float().eval()
-    pieces, skipped = eval_pieces(dirs)
-    if max_pieces and len(pieces) > max_pieces:
-        keep = np.linspace(0, len(pieces) - 1, max_pieces).round().astype(int)
-        sub = PieceSet()
-        for k in keep:
-            sub.add(pieces.ids[k], pieces.names[k], pieces.notes[k])
-        pieces = sub
-    params = params or SamplingParams(temperature=1.0, top_p=0.95)
+    if not hasattr(model, "prefill"):
+        raise ValueError(f"{model_path}: eval samples through the app's recurrent generator, "
+                         "which this architecture does not provide")
+    sets, skipped = eval_sets(dirs)
+    params = params or SamplingParams(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P)
     torch.manual_seed(seed)
-    res: dict[str, Any] = {"model": str(model_path), "params": model.num_params()}
-    res.update(nll(model, pieces, device))
-    res["continuation"] = musical(model, pieces, device, samples, seed, params)
+    res: dict[str, Any] = {"model": str(model_path), "params": model.num_params(), "sources": {}}
+    total_nats = total_targets = total_notes = total_pieces = 0.0
+    for name, data in sets.items():
+        pieces = _subset(data, max_pieces)
+        r = nll(model, pieces.pieces, device)
+        r["continuation"] = musical(model, pieces, samples, seed, params, skipped)
+        res["sources"][name] = r
+        total_nats += r["val_nll"] * r["val_tokens"]
+        total_targets += r["val_tokens"]
+        total_notes += r["val_notes"]
+        total_pieces += r["val_pieces"]
+    res.update(val_nll=total_nats / total_targets,
+               bits_per_note=total_nats / max(total_notes, 1) / math.log(2),
+               val_tokens=int(total_targets), val_pieces=int(total_pieces))
     res["sampling"] = {"temperature": params.temperature, "top_p": params.top_p}
     res["skipped"] = skipped
     res["wall_s"] = round(time.monotonic() - t0, 1)
     return res
 
 
+def _subset(data: EvalSet, max_pieces: int) -> EvalSet:
+    if not max_pieces or len(data.pieces) <= max_pieces:
+        return data
+    out = EvalSet()
+    for k in np.linspace(0, len(data.pieces) - 1, max_pieces).round().astype(int):
+        out.add(data.pieces.ids[k], data.pieces.names[k], data.pieces.notes[k], data.notes[k])
+    return out
+
+
 _ROWS = [
+    ("chord_tone", "chord-tone ratio (annotated chords)", "chord_tone_truth"),
     ("in_key", "in-key ratio", "in_key_truth"),
-    ("pitch_class_overlap", "pitch-class histogram overlap", None),
-    ("density_ratio", "note density ratio (gen/true)", None),
-    ("onset_overlap", "onset-position histogram overlap", None),
+    ("density_ratio", "note density ratio gen/true (median)", None),
+    ("near_silent", "near-silent answers (< 25% of notes)", None),
+    ("notes_per_onset", "notes per onset", "notes_per_onset_truth"),
+    ("pitch_class_similarity", "pitch-class histogram similarity", None),
+    ("median_pitch_distance", "median pitch distance (semitones)", None),
     ("pitch_range", "pitch range (semitones)", "pitch_range_truth"),
-    ("distinct_2", "distinct pitch 2-grams", "distinct_2_truth"),
     ("distinct_4", "distinct pitch 4-grams", "distinct_4_truth"),
     ("wrong_length_bars", "bars with the wrong length", None),
-    ("one_over_f", "1/f slope of the pitch line", "one_over_f_truth"),
 ]
 
 
 def format_table(res: dict[str, Any]) -> str:
     lines = [f"model {res['model']} ({res['params'] / 1e6:.2f}M parameters)",
-             f"val NLL            {res['val_nll']:.4f} nats/token, {res['bits_per_note']:.3f} bits/note "
+             f"all sources: val NLL {res['val_nll']:.4f} nats/token, {res['bits_per_note']:.3f} bits/note "
              f"({res['val_pieces']} pieces, {res['val_tokens']} tokens)"]
-    cont = res.get("continuation") or {}
-    if cont:
-        lines.append(f"continuations of {cont['samples']} held-out 4-bar contexts "
+    for name, r in res["sources"].items():
+        lines.append(f"{name}: val NLL {r['val_nll']:.4f} nats/token, {r['bits_per_note']:.3f} bits/note "
+                     f"({r['val_pieces']} pieces, {r['val_tokens']} tokens)")
+        cont = r.get("continuation") or {}
+        if not cont:
+            continue
+        lines.append(f"  continuations of {cont['samples']} held-out 4-bar contexts "
                      f"(2 bars, T={res['sampling']['temperature']}, top-p={res['sampling']['top_p']}):")
-        lines.append(f"  {'metric':<34}{'generated':>10}{'true':>10}")
+        lines.append(f"    {'metric':<40}{'generated':>10}{'true':>10}")
         for key, label, truth in _ROWS:
-            t = f"{cont[truth]:>10.3f}" if truth else f"{'':>10}"
-            lines.append(f"  {label:<34}{cont.get(key, float('nan')):>10.3f}{t}")
+            value = cont.get(key, float("nan"))
+            if key == "chord_tone" and not math.isfinite(value):
+                continue  # no chord annotations in this source
+            t = f"{cont.get(truth, float('nan')):>10.3f}" if truth else f"{'':>10}"
+            lines.append(f"    {label:<40}{value:>10.3f}{t}")
     return "\n".join(lines)

@@ -1,60 +1,20 @@
-"""Musical metrics of a continuation against the true bars, from REMI token ids.
+"""Musical metrics of a continuation against the true bars.
 
-Everything is read off the tokens (Pitch, Position, Bar, TimeSig), so the
-metrics see exactly what the model produced, with no decoding heuristics.
+Notes come as (tick, pitch) pairs on one timeline: what the app's generator
+decoded from the sampled tokens (what a user hears) and the piece's real
+notes, so chords annotated on the piece's grid line up with both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.vocab import Vocab, vocab
 
 # Krumhansl-Kessler key profiles (major, minor), C first.
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 _MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 _MAJOR_SCALE = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR_SCALE = np.array([0, 2, 3, 5, 7, 8, 10, 11])  # natural minor + leading tone
-
-
-@dataclass
-class Parsed:
-    """What the metrics need from a token sequence."""
-
-    pitches: list[int]  # MIDI pitch per note, in token order
-    positions: list[int]  # Position value per onset
-    melody: list[int]  # highest pitch per onset (the line the 1/f slope is taken on)
-    bars: int  # Bar tokens
-    timesigs: list[str]  # TimeSig per bar
-    ended: bool  # an EOS was produced
-
-
-def parse(ids: list[int] | np.ndarray, v: Vocab | None = None) -> Parsed:
-    v = v or vocab()
-    p = Parsed([], [], [], 0, [], False)
-    onset_top: int | None = None
-    for i in map(int, ids):
-        name = v.names[i]
-        if v.pitch_lo <= i <= v.pitch_hi:
-            pitch = v.pitch_of(i)
-            p.pitches.append(pitch)
-            onset_top = pitch if onset_top is None else max(onset_top, pitch)
-            continue
-        if name.startswith(("Position_", "Bar_", "EOS")) and onset_top is not None:
-            p.melody.append(onset_top)
-            onset_top = None
-        if name.startswith("Position_"):
-            p.positions.append(int(name.split("_")[1]))
-        elif name == "Bar_None":
-            p.bars += 1
-        elif name.startswith("TimeSig_"):
-            p.timesigs.append(name.split("_")[1])
-        elif name == "EOS_None":
-            p.ended = True
-    if onset_top is not None:
-        p.melody.append(onset_top)
-    return p
 
 
 def estimate_key(pitches: list[int]) -> tuple[int, str]:
@@ -93,57 +53,75 @@ def distinct_ngrams(seqs: list[list[int]], n: int) -> float:
     return float(len(set(grams)) / len(grams)) if grams else float("nan")
 
 
-def one_over_f_slope(seq: list[int]) -> float:
-    """Slope of log power vs log frequency of the mean-removed sequence.
+def mode_is_major(mode: str) -> bool:
+    """Keys come as "major"/"minor" (estimated) or "maj"/"min" (POP909's labels)."""
+    return mode.startswith("maj")
 
-    Voss & Clarke found music near -1 ("1/f"); white noise is 0, a random
-    walk -2. NaN for sequences too short to fit.
-    """
-    x = np.asarray(seq, dtype=float)
-    if len(x) < 16 or np.allclose(x, x[0]):
+
+def chord_tone_ratio(notes: list[tuple[int, int]], chords: list[list[int]]) -> float:
+    """Share of (tick, pitch) notes whose pitch class is in the annotated chord
+    sounding at their onset; notes where no chord is annotated do not count."""
+    if not chords:
         return float("nan")
-    power = np.abs(np.fft.rfft(x - x.mean())) ** 2
-    f = np.arange(len(power))
-    keep = (f > 0) & (power > 0)
-    if keep.sum() < 4:
-        return float("nan")
-    return float(np.polyfit(np.log(f[keep]), np.log(power[keep]), 1)[0])
+    starts = np.array([c[0] for c in chords])
+    hits = total = 0
+    for tick, pitch in notes:
+        i = int(np.searchsorted(starts, tick, side="right")) - 1
+        if i < 0 or tick >= chords[i][1]:
+            continue
+        total += 1
+        hits += bool(chords[i][2] >> (pitch % 12) & 1)
+    return hits / total if total else float("nan")
 
 
-def continuation_metrics(context: list[int], generated: list[int], truth: list[int],
-                         bars: int = 2) -> dict[str, float]:
-    """Metrics of one continuation; ``truth`` is the real next ``bars`` bars."""
-    c, g, t = parse(context), parse(generated), parse(truth)
-    key = estimate_key(c.pitches)
-    meter = c.timesigs[-1] if c.timesigs else None
-    wrong = sum(1 for ts in g.timesigs if meter is not None and ts != meter)
-    wrong += max(0, bars - g.bars)  # bars that never came (EOS or token limit)
-    density_truth = len(t.pitches) / max(t.bars, 1)
+def notes_per_onset(onsets: list[int]) -> float:
+    """Mean number of notes struck together (1 = a single line)."""
+    return len(onsets) / len(set(onsets)) if onsets else float("nan")
+
+
+def continuation_metrics(generated: list[tuple[int, int]], truth: list[tuple[int, int]],
+                         key: tuple[int, str], chords: list[list[int]] | None = None,
+                         wrong_bars: int = 0, bars: int = 2) -> dict[str, float]:
+    """Metrics of one continuation: ``generated`` and ``truth`` (the real next
+    ``bars`` bars) as (tick, pitch) notes on one timeline, the tick of the
+    piece when ``chords`` (annotated ``[start, end, pitch-class mask]``) are given."""
+    gp, tp = [p for _, p in generated], [p for _, p in truth]
+    mode = "major" if mode_is_major(key[1]) else "minor"
     return {
-        "in_key": in_key_ratio(g.pitches, key),
-        "in_key_truth": in_key_ratio(t.pitches, key),
-        "pitch_class_overlap": histogram_overlap(g.pitches, t.pitches, 12),
-        "density_ratio": (len(g.pitches) / max(g.bars, 1)) / density_truth if density_truth else float("nan"),
-        "onset_overlap": histogram_overlap(g.positions, t.positions, 144),
-        "pitch_range": float(max(g.pitches) - min(g.pitches)) if g.pitches else float("nan"),
-        "pitch_range_truth": float(max(t.pitches) - min(t.pitches)) if t.pitches else float("nan"),
-        "wrong_length_bars": wrong / bars,
-        "one_over_f": one_over_f_slope(c.melody + g.melody),
-        "one_over_f_truth": one_over_f_slope(c.melody + t.melody),
+        "chord_tone": chord_tone_ratio(generated, chords or []),
+        "chord_tone_truth": chord_tone_ratio(truth, chords or []),
+        "in_key": in_key_ratio(gp, (key[0], mode)),
+        "in_key_truth": in_key_ratio(tp, (key[0], mode)),
+        "density_ratio": len(gp) / len(tp) if tp else float("nan"),
+        "notes_per_onset": notes_per_onset([t for t, _ in generated]),
+        "notes_per_onset_truth": notes_per_onset([t for t, _ in truth]),
+        "pitch_class_similarity": histogram_overlap(gp, tp, 12),
+        "median_pitch_distance": (abs(float(np.median(gp)) - float(np.median(tp)))
+                                  if gp and tp else float("nan")),
+        "near_silent": float(len(gp) < 0.25 * len(tp)) if tp else float("nan"),
+        "wrong_length_bars": wrong_bars / bars,
+        "pitch_range": float(max(gp) - min(gp)) if gp else float("nan"),
+        "pitch_range_truth": float(max(tp) - min(tp)) if tp else float("nan"),
     }
+
+
+# Averaged over samples, except these (a ratio's median is the honest middle).
+MEDIAN_KEYS = ("density_ratio",)
 
 
 def aggregate(rows: list[dict[str, float]], generated: list[list[int]],
               truths: list[list[int]]) -> dict[str, float]:
-    """Means over samples (NaNs skipped) plus pooled n-gram diversity of pitches."""
+    """Means over samples (NaNs skipped; medians for ``MEDIAN_KEYS``) plus pooled
+    n-gram diversity of the pitch lines."""
     out: dict[str, float] = {}
     for k in rows[0] if rows else []:
         vals = np.array([r[k] for r in rows], dtype=float)
         vals = vals[np.isfinite(vals)]
-        out[k] = float(vals.mean()) if len(vals) else float("nan")
-    gp = [parse(x).pitches for x in generated]
-    tp = [parse(x).pitches for x in truths]
+        if not len(vals):
+            out[k] = float("nan")
+        else:
+            out[k] = float(np.median(vals) if k in MEDIAN_KEYS else vals.mean())
     for n in (2, 4):
-        out[f"distinct_{n}"] = distinct_ngrams(gp, n)
-        out[f"distinct_{n}_truth"] = distinct_ngrams(tp, n)
+        out[f"distinct_{n}"] = distinct_ngrams(generated, n)
+        out[f"distinct_{n}_truth"] = distinct_ngrams(truths, n)
     return out

@@ -13,15 +13,13 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
 
 from model.generation import answer_span, context_window, generate, prime
 from copilot_app.engine.model_loader import load_model
 from model.sampling import SamplingParams
 from model.tokens.config import build_tokenizer
 from model.tokens.midi_io import encode_piece, load_piano_piece, write_notes
-from model.tokens.performance import GridNote, ticks_per_beat
-from model.tokens.streaming import StreamingDecoder
+from model.tokens.performance import GridNote
 
 
 def output_paths(out: Path, k: int) -> list[Path]:

@@ -32,6 +32,7 @@ from .performance import (
     PerfEvent,
     QuantizedPiece,
     UnsupportedMeterError,
+    fold_stray_final_meter,
     is_supported_meter,
     quantize_performance,
 )
@@ -121,13 +122,18 @@ def score_to_events(score: Score, strict_meter: bool = False) -> tuple[list[Perf
         serial += 1
 
     dropped: list[str] = []
+    meters: list[tuple[float, int, int]] = []
     for ts in score.time_signatures:
         if is_supported_meter(ts.numerator, ts.denominator):
-            add(PerfEvent(ts.time / tpq, METER, ts.numerator, ts.denominator))
+            meters.append((ts.time / tpq, ts.numerator, ts.denominator))
         elif strict_meter:
             raise MeterError(f"unsupported time signature {ts.numerator}/{ts.denominator}")
         else:
             dropped.append(f"{ts.numerator}/{ts.denominator}")
+    last_onset = max((int(t.notes.numpy()["time"].max()) for t in score.tracks
+                      if not t.is_drum and len(t.notes)), default=0) / tpq
+    for time, num, den in fold_stray_final_meter(meters, last_onset):
+        add(PerfEvent(time, METER, num, den))
     for track in score.tracks:
         if track.is_drum:
             continue

@@ -21,12 +21,22 @@ Rules (the same offline and live):
   miditok and the MIDI spec delay time signatures), later changes to the same
   bar line win;
 * onsets round half-up to the grid of their meter section (12 steps a beat,
-  the beat being the meter's denominator); durations round half-up to grid
-  steps (at least one) and snap to the nearest Duration token (ties to the
-  longer), longer than the longest token are clipped to it;
-* after quantizing, a pitch struck twice on the same grid onset keeps the
-  longer note; notes are ordered by (onset, duration, pitch), which is also
-  the order symusic gives and miditok keeps.
+  the beat being the meter's denominator); a note's end rounds the same way
+  on its onset's grid (at least one step after the onset) and its duration
+  snaps down to a Duration token, longer than the longest token are clipped
+  to it;
+
+The canonical note form every path shares (files, corpus, eval, fine-tuning,
+``continue`` and the live encoder), which the REMI grammar accepts in full:
+
+* a pitch struck twice on the same grid onset is one note, the longer one;
+* overlapping repeats are cut: keyboard semantics end a sounding note when
+  its key is struck again, and because ends round like onsets and durations
+  only snap down, no quantized note reaches past a later onset of its pitch;
+* notes may last past their bar line or a meter change: the Duration token
+  is read in the meter of the note's onset;
+* notes are ordered by (onset, duration, pitch), which is also the order
+  symusic gives and miditok keeps.
 """
 
 from __future__ import annotations
@@ -122,15 +132,13 @@ def max_duration_ticks(den: int) -> int:
 
 
 def snap_duration(ticks: int, den: int) -> int:
-    """Nearest Duration token value (ties to the longer one)."""
+    """The longest Duration token value not longer than ``ticks`` (at least the
+    shortest token). Below 4 beats every grid step has a token, so this only
+    shortens long notes to the quarter-beat steps of their tokens; never
+    lengthening is what keeps a note from overlapping its own repeat."""
     table = _DURATIONS[den]
-    i = bisect.bisect_left(table, ticks)
-    if i == 0:
-        return table[0]
-    if i == len(table):
-        return table[-1]
-    below, above = table[i - 1], table[i]
-    return below if ticks - below < above - ticks else above
+    i = bisect.bisect_right(table, ticks)
+    return table[max(i - 1, 0)]
 
 
 def _round_half_up(x: float) -> int:
@@ -185,10 +193,14 @@ class MeterMap:
         step = grid_step(sec.den)
         return sec.start + _round_half_up((x - sec.start) / step) * step
 
-    def quantize_duration(self, onset_tick: int, beats: float) -> int:
+    def quantize_duration(self, onset_tick: int, end: float) -> int:
+        """Ticks from the quantized onset to the note's end (in beats) rounded
+        onto the onset's grid: the end rounds like an onset would, so a note
+        never reaches past the quantized onset of anything struck after it
+        ended (a repeat of its own pitch above all)."""
         den = self.section_at(onset_tick).den
         step = grid_step(den)
-        steps = max(1, _round_half_up(beats * TICKS_PER_QUARTER / step))
+        steps = max(1, _round_half_up((end * TICKS_PER_QUARTER - onset_tick) / step))
         return snap_duration(steps * step, den)
 
     def bar_of(self, tick: int) -> tuple[int, _Section]:
@@ -260,13 +272,32 @@ class Keyboard:
         return done
 
 
+def fold_stray_final_meter(meters: list[tuple[float, int, int]], last_onset: float
+                           ) -> list[tuple[float, int, int]]:
+    """Meter changes ``(time in quarters, num, den)`` without a stray last bar.
+
+    A file that ends with one short bar in a meter of its own (a 1/4 bar to
+    hold the last chord, an export's leftover) would make that meter the one a
+    continuation keeps: "2 bars" of 1/4. Such a final change, shorter than the
+    meter before it and holding at most one bar of notes, is dropped: the last
+    notes belong to the previous meter's bar.
+    """
+    if len(meters) < 2:
+        return meters
+    (t, num, den), (_, pnum, pden) = meters[-1], meters[-2]
+    bar = num * 4 / den
+    if bar < pnum * 4 / pden and last_onset - t < bar:
+        return meters[:-1]
+    return meters
+
+
 def in_pitch_range(pitch: int) -> bool:
     return PITCH_RANGE[0] <= pitch <= PITCH_RANGE[1]
 
 
 def quantize_note(note: RawNote, meters: MeterMap) -> GridNote:
     onset = meters.quantize_onset(note.start)
-    dur = meters.quantize_duration(onset, note.end - note.start)
+    dur = meters.quantize_duration(onset, note.end)
     return GridNote(onset, dur, note.pitch, note.velocity)
 
 

@@ -1,0 +1,7 @@
+"""Defaults of the trainer that other parts show or reuse (the fine-tune dialog,
+the help text), defined once here; no heavy imports so the GUI can read them."""
+from __future__ import annotations
+
+#: Minutes a fine-tune may run by default: small data, and with start-up and the
+#: last eval it stays under 5 minutes in all.
+FINE_TUNE_BUDGET_MIN = 4.0
