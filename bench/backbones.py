@@ -40,9 +40,8 @@ def state_after(model: torch.nn.Module, arch: str, context: int):
     if arch == "lstm":
         _, state = model.lstm(model.emb(torch.randint(4, 90, (1, context))))
         return state
-    cfg = model.cfg
-    shape = (1, cfg.n_head, context, cfg.head_size)
-    return [(torch.randn(shape), torch.randn(shape)) for _ in model.blocks]
+    empty = model.init_state(1, capacity=context + 1)  # preallocated: the step writes one position
+    return type(empty)(torch.randn_like(empty.k), torch.randn_like(empty.v), context)
 
 
 @torch.no_grad()

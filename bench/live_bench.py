@@ -7,8 +7,11 @@
 1. Time to first note: trigger -> first note-on handed to the Player, with the
    model state primed by 64 and by 4096 tokens of real music, on one CPU
    thread. RWKV-7 runs the real LiveSession (grammar + time-floor masks,
-   K=1); the peer is a Transformer of the same size (trainer.baselines, KV
-   cache primed the same way) timed on the same number of sampled tokens.
+   K=1), once with its fused native step and once with the eager PyTorch
+   step (``model.step(impl="torch")``), the fair match for the peer: a
+   Transformer of the same size (trainer.baselines) in eager PyTorch, its
+   KV cache preallocated and primed the same way before the clock starts,
+   timed on the same number of sampled tokens.
    "Cold" is an explicit trigger (button, key): sampling starts at the
    trigger. The silence trigger's answer is prepared during the pause, so
    at the trigger it only has to be handed to the Player; that is timed too.
@@ -24,7 +27,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -41,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench._report import utc_stamp, write_and_print  # noqa: E402
+from bench.render_figures import live_table  # noqa: E402
 from copilot_app.engine.clock import FakeClock, InternalGrid  # noqa: E402
 from copilot_app.engine.player import PlannedNote, Player  # noqa: E402
 from copilot_app.engine.runtime_info import bundled_model  # noqa: E402
@@ -127,9 +131,11 @@ def primed_session(model: RWKV7, n_ctx: int, k: int = 1) -> tuple[LiveSession, F
     return session, clock
 
 
-def rwkv_first_note(model: RWKV7, n_ctx: int, repeats: int) -> tuple[float, int]:
+def rwkv_first_note(model: RWKV7, n_ctx: int, repeats: int, impl: str = "auto") -> tuple[float, int]:
     """Median time to first note of an explicit trigger, and the median number
-    of model steps taken before that note (the peer is timed on as many)."""
+    of model steps taken before that note (the peer is timed on as many).
+    ``impl``: the model step the session runs ("auto": the fused native one;
+    "torch": eager PyTorch)."""
     session, clock = primed_session(model, n_ctx)
     session.settings.prepare_ahead = False
     steps = [0]
@@ -137,7 +143,7 @@ def rwkv_first_note(model: RWKV7, n_ctx: int, repeats: int) -> tuple[float, int]
 
     def counting_step(*a, **kw):
         steps[0] += 1
-        return real_step(*a, **kw)
+        return real_step(*a, **{**kw, "impl": impl})
 
     real_schedule = session.player.schedule
     counts: list[int] = []
@@ -205,7 +211,8 @@ def transformer_first_note(n_ctx: int, n_tokens: int, target_params: int, repeat
     model = TransformerLM(TransformerConfig(vocab, 6, width, max_len=n_ctx + 512)).eval()
     ids = music_tokens(n_ctx)
     with torch.no_grad():
-        state = model.init_state(1)
+        # Allocated once, outside the timed region, for the context and the answer.
+        state = model.init_state(1, capacity=len(ids) + n_tokens)
         for token in ids:  # prime the KV cache token by token, as a live session would
             logits, state = model.step(torch.tensor([token]), state)
     params = SamplingParams(temperature=0.85, top_p=0.92)
@@ -213,7 +220,7 @@ def transformer_first_note(n_ctx: int, n_tokens: int, target_params: int, repeat
     for i in range(repeats):
         gen = torch.Generator().manual_seed(i)
         t0 = time.perf_counter()
-        cache, lg = [(k.clone(), v.clone()) for k, v in state], logits
+        cache, lg = state, logits  # a fork is the context's length: each answer overwrites the last one's keys
         for _ in range(n_tokens):
             tok = sample(lg, params, generator=gen)
             lg, cache = model.step(tok, cache)
@@ -355,9 +362,10 @@ def main() -> int:
         return 0
     n_params = model.num_params()
 
-    results: dict = {"model": model_desc, "params": n_params, "threads": 1,
+    results: dict = {"model": model_desc, "params": n_params, "threads": 1, "quick": args.quick,
+                     "measured": utc_stamp(), "load_avg_start": os.getloadavg(),
                      "machine": platform.machine(), "python": platform.python_version(),
-                     "torch": torch.__version__, "ttfn_ms": {}, "peer_ttfn_ms": {},
+                     "torch": torch.__version__, "ttfn_ms": {}, "ttfn_eager_ms": {}, "peer_ttfn_ms": {},
                      "ttfn_after_pause_ms": {}}
     # The peer is timed on as many model steps as RWKV-7 took before its
     # first note (the Bar/TimeSig steps to reach the current bar, Position, Pitch).
@@ -366,11 +374,13 @@ def main() -> int:
         t, needed = rwkv_first_note(model, n_ctx, repeats)
         results["ttfn_ms"][str(n_ctx)] = t * 1000
         results["steps_to_first_note"][str(n_ctx)] = needed
+        results["ttfn_eager_ms"][str(n_ctx)] = rwkv_first_note(model, n_ctx, repeats, impl="torch")[0] * 1000
         results["ttfn_after_pause_ms"][str(n_ctx)] = rwkv_first_note_after_pause(model, n_ctx, repeats) * 1000
         peer_t, peer_desc = transformer_first_note(n_ctx, needed, n_params, max(5, repeats // 2))
         results["peer_ttfn_ms"][str(n_ctx)] = peer_t * 1000
         results["peer"] = peer_desc
     results["ttfn_ratio_4096_64"] = results["ttfn_ms"]["4096"] / results["ttfn_ms"]["64"]
+    results["ttfn_eager_ratio_4096_64"] = results["ttfn_eager_ms"]["4096"] / results["ttfn_eager_ms"]["64"]
     results["peer_ratio_4096_64"] = results["peer_ttfn_ms"]["4096"] / results["peer_ttfn_ms"]["64"]
     results["realtime_x"] = {"k1": generation_speed(model, 1, max(3, repeats // 5)),
                              "k4": generation_speed(model, 4, max(3, repeats // 5))}
@@ -380,37 +390,14 @@ def main() -> int:
         results["jack"] = {"idle": [jack_jitter() for _ in range(args.jack_runs)],
                            "sampling": [jack_jitter(load=load) for _ in range(args.jack_runs)]}
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    print(f"live engine, {model_desc}, {n_params / 1e6:.2f}M params, 1 CPU thread")
-    print(f"{'measure':44s} {'RWKV-7':>10s} {'peer':>10s}")
-    for n_ctx in ("64", "4096"):
-        print(f"{'time to first note, ctx ' + n_ctx + ' (ms, median)':44s} "
-              f"{results['ttfn_ms'][n_ctx]:10.2f} {results['peer_ttfn_ms'][n_ctx]:10.2f}")
-    print(f"{'ratio 4096 / 64':44s} {results['ttfn_ratio_4096_64']:10.2f} {results['peer_ratio_4096_64']:10.2f}")
-    print(f"{'model steps before the first note (median)':44s} "
-          f"{results['steps_to_first_note']['64']:10d} {results['steps_to_first_note']['64']:10d}")
-    for n_ctx in ("64", "4096"):
-        print(f"{'silence trigger, prepared in the pause, ctx ' + n_ctx:44s} "
-              f"{results['ttfn_after_pause_ms'][n_ctx]:10.3f}")
-    print(f"{'2 bars @120 BPM, x real time, K=1':44s} {results['realtime_x']['k1']:10.1f}")
-    print(f"{'2 bars @120 BPM, x real time, K=4':44s} {results['realtime_x']['k4']:10.1f}")
-    for cond, runs in (results["jack"] or {}).items():
-        good = [r for r in runs if r and "jitter_p99_ms" in r]
-        if not good:
-            print(f"JACK ({cond}): no usable run: {runs}")
-            continue
-        p50 = statistics.median(r["jitter_p50_ms"] for r in good)
-        p99s = ", ".join(f"{r['jitter_p99_ms']:.2f}" for r in good)
-        print(f"{'JACK note-on jitter, 64 frames, ' + cond:44s} p50 {p50:.3f} ms, p99 per run {p99s} ms")
-    if not results["jack"]:
-        print("JACK part skipped (--quick or no jackd)")
-    print(f"peer: {results['peer']}; JSON: {out}")
-    return 0
+    results["load_avg_end"] = os.getloadavg()
+
+    def table(r: dict) -> str:
+        jack_note = "" if r["jack"] else "\n(JACK part skipped: --quick or no jackd)"
+        return (f"live engine, {r['model']}, {r['params'] / 1e6:.2f}M params, 1 CPU thread; "
+                f"peer: {r['peer']}\n{live_table(r)}{jack_note}\nJSON: {args.out}")
+
+    return write_and_print(results, args.out, args.json, table)
 
 
 if __name__ == "__main__":

@@ -14,63 +14,37 @@ Writes bench/results/size_sweep.json.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("RWKV_V7_ON", "1")  # read by the rwkv package at import
-os.environ.setdefault("RWKV_JIT_ON", "1")
-os.environ.setdefault("RWKV_CUDA_ON", "0")
 
 import torch  # noqa: E402
 
+from bench.rwkv_peer import load_peers, peer_step_ms  # noqa: E402  (first: it sets the package's env)
 from bench.model_bench import perturbed_model  # noqa: E402
+from bench.timing import median_time  # noqa: E402
 from bench._report import utc_stamp, write_and_print  # noqa: E402
 from model import RWKVConfig  # noqa: E402
 
 VOCAB = 330  # the app's REMI vocabulary
 
 
-def step_ms(model, batch: int, reps: int = 9, inner: int = 100) -> float:
+def step_ms(model, batch: int) -> float:
+    """Median ms of one native step of ``batch`` tokens."""
     tok = torch.zeros(batch, dtype=torch.long)
     state = model.init_state(batch)
-    for _ in range(20):
-        model.step(tok, state, impl="native", inplace=True)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            model.step(tok, state, impl="native", inplace=True)
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times) * 1e3
+    return median_time(lambda: model.step(tok, state, impl="native", inplace=True), 9, 100, warmup=20) * 1e3
 
 
 def peer_ms(model) -> float | None:
     try:
-        from rwkv.model import RWKV
-    except Exception:  # the package is a test/dev dependency
+        peer = load_peers(model, ("cpu fp32",))["cpu fp32"]
+    except ImportError:  # the package is a test/dev dependency
         return None
-    from model.export_rwkv import export_rwkv_pth
-
-    with tempfile.TemporaryDirectory() as d:
-        pth = export_rwkv_pth(model, Path(d) / "peer")
-        peer = RWKV(model=str(pth.with_suffix("")), strategy="cpu fp32")
-        state = [None]
-        for _ in range(10):
-            _, state[0] = peer.forward([0], state[0])
-        times = []
-        for _ in range(9):
-            t0 = time.perf_counter()
-            for _ in range(20):
-                _, state[0] = peer.forward([0], state[0])
-            times.append((time.perf_counter() - t0) / 20)
-        return statistics.median(times) * 1e3
+    return None if isinstance(peer, str) else peer_step_ms(peer, 1, 9, 20, warmup=10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,3 +58,23 @@ def test_the_same_trainer_trains_a_baseline_and_saves_it(tmp_path):
     torch.testing.assert_close(loaded(x), model.eval()(x))
     save_model(tmp_path / "x.safetensors", build_model("lstm", V, 1, 32))
     assert type(load_any(tmp_path / "x.safetensors")[0]).__name__ == "LSTMLM"
+
+
+def test_transformer_kv_cache_is_preallocated_and_forks_by_length():
+    torch.manual_seed(0)
+    model = build_model("transformer", V, n_layer=2, n_embd=64).eval()
+    state = model.init_state(1, capacity=16)
+    buffers = state.k.data_ptr(), state.v.data_ptr()
+    for t in (5, 6, 7):
+        _, state = model.step(torch.tensor([t]), state)
+    assert (state.k.data_ptr(), state.v.data_ptr()) == buffers and state.length == 3  # written in place
+    context = state
+    first = [model.step(torch.tensor([t]), context)[0] for t in (9, 10)]
+    _, later = model.step(torch.tensor([11]), context)
+    model.step(torch.tensor([12]), later)  # a sibling fork writes past the context
+    again = [model.step(torch.tensor([t]), context)[0] for t in (9, 10)]
+    torch.testing.assert_close(again, first)  # the context itself is never overwritten
+    full = model(torch.tensor([[5, 6, 7, 9]]))[:, -1]
+    torch.testing.assert_close(first[0], full, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="longer than the KV cache"):
+        model.step(torch.tensor([1]), type(state)(state.k, state.v, 16))

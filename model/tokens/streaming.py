@@ -1,6 +1,6 @@
 """Streaming REMI codec for live use.
 
-``StreamingEncoder``: performance events in (times in beats = quarter notes
+``StreamingEncoder``: performance events in (times in quarter notes
 from the app's clock, see ``performance``), REMI tokens out as soon as they
 are final.  The concatenated output equals miditok's encoding of
 ``performance.quantize_performance`` of the same events (property-tested).
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from .config import DEFAULT_TIME_SIGNATURE, DEFAULT_VELOCITY, TICKS_PER_QUARTER, build_tokenizer
 from .performance import (
@@ -55,8 +54,8 @@ class _Pending:
     onset: int  # grid tick
     pitch: int
     velocity: int
-    start: float  # beats, as played
-    end: float | None = None  # beats; None while sounding
+    start: float  # quarter notes, as played
+    end: float | None = None  # quarter notes; None while sounding
 
 
 class StreamingEncoder:
@@ -227,13 +226,11 @@ class StreamingEncoder:
         return out
 
 
-class DecodedNote(NamedTuple):
-    """A decoded note: ticks at ``TICKS_PER_QUARTER``, plus beats for playback."""
+class DecodedNote(GridNote):
+    """A decoded note on the grid (ticks at ``TICKS_PER_QUARTER``), with its
+    start and duration in quarter notes for playback."""
 
-    start: int
-    duration: int
-    pitch: int
-    velocity: int
+    __slots__ = ()
 
     @property
     def start_beats(self) -> float:

@@ -1,7 +1,10 @@
 """A small Llama-style decoder: RMSNorm, rotary positions, SwiGLU, no biases.
 
 ``step`` keeps a key/value cache, so one token costs attention over the
-whole context: the cost RWKV's constant-size state avoids.
+whole context: the cost RWKV's constant-size state avoids. The cache is
+preallocated for the longest context (as serving stacks do), so a step writes
+one position in place instead of concatenating and copying the whole cache:
+the peer bench/live_bench.py times RWKV-7 against is a fair one.
 """
 from __future__ import annotations
 
@@ -40,6 +43,28 @@ class TransformerConfig:
         return {"arch": "transformer", **dataclasses.asdict(self)}
 
 
+@dataclass(frozen=True)
+class KVCache:
+    """Keys and values of every layer for ``capacity`` positions; the first ``length`` are filled.
+
+    A state stepped from this one shares its buffers: stepping from an older
+    state again overwrites the positions newer ones had filled. That makes a
+    fork as cheap as keeping the length (a live answer sampled from the same
+    context again); ``clone`` gives an independent copy.
+    """
+
+    k: Tensor  # [n_layer, B, H, capacity, head_size]
+    v: Tensor
+    length: int = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    def clone(self) -> "KVCache":
+        return KVCache(self.k.clone(), self.v.clone(), self.length)
+
+
 def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """x [B,H,T,D] rotated pairwise by position angles cos/sin [T,D/2]."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
@@ -59,16 +84,21 @@ class Block(nn.Module):
         self.down = nn.Linear(F_, C, bias=False)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor,
-                cache: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+                cache: tuple[Tensor, Tensor, int] | None = None) -> Tensor:
+        """x [B,T,C]; with ``cache`` = (keys, values [B,H,capacity,D], position)
+        the T new tokens are written at the position and attend to all before them."""
         B, T, C = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, self.n_head, self.hs).permute(2, 0, 3, 1, 4)
         q, k = _rope(q, cos, sin), _rope(k, cos, sin)
-        if cache is not None:  # one new token attends to everything before it
-            k, v = torch.cat((cache[0], k), 2), torch.cat((cache[1], v), 2)
+        if cache is not None:
+            keys, values, pos = cache
+            keys[:, :, pos:pos + T] = k
+            values[:, :, pos:pos + T] = v
+            k, v = keys[:, :, :pos + T], values[:, :, :pos + T]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None)
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         g, u = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
-        return x + self.down(F.silu(g) * u), (k, v)
+        return x + self.down(F.silu(g) * u)
 
 
 class TransformerLM(BackboneMixin, nn.Module):
@@ -92,20 +122,21 @@ class TransformerLM(BackboneMixin, nn.Module):
         T = tokens.shape[1]
         x = self.emb(tokens)
         for blk in self.blocks:
-            x, _ = blk(x, self.cos[:T], self.sin[:T])
+            x = blk(x, self.cos[:T], self.sin[:T])
         return self.head(self.norm(select_targets(x, target_index)))
 
-    def init_state(self, batch: int) -> list[tuple[Tensor, Tensor]]:
-        shape = (batch, self.cfg.n_head, 0, self.cfg.head_size)
-        return [(torch.zeros(shape, device=self.device), torch.zeros(shape, device=self.device))
-                for _ in self.blocks]
+    def init_state(self, batch: int, capacity: int | None = None) -> KVCache:
+        """An empty cache for ``capacity`` positions (default: the rotary table's ``max_len``)."""
+        capacity = capacity or self.cfg.max_len
+        shape = (self.cfg.n_layer, batch, self.cfg.n_head, capacity, self.cfg.head_size)
+        return KVCache(torch.zeros(shape, device=self.device), torch.zeros(shape, device=self.device))
 
     @torch.no_grad()
-    def step(self, tokens: Tensor, state: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, list]:
-        pos = state[0][0].shape[2]
+    def step(self, tokens: Tensor, state: KVCache) -> tuple[Tensor, KVCache]:
+        pos = state.length
+        if pos >= min(state.capacity, self.cfg.max_len):
+            raise ValueError(f"context of {pos + 1} tokens is longer than the KV cache ({state.capacity})")
         x = self.emb(tokens)[:, None]
-        new = []
-        for blk, cache in zip(self.blocks, state):
-            x, kv = blk(x, self.cos[pos:pos + 1], self.sin[pos:pos + 1], cache)
-            new.append(kv)
-        return self.head(self.norm(x[:, 0])), new
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, self.cos[pos:pos + 1], self.sin[pos:pos + 1], (state.k[i], state.v[i], pos))
+        return self.head(self.norm(x[:, 0])), KVCache(state.k, state.v, pos + 1)

@@ -1,0 +1,143 @@
+"""Render the README's Figures tables from the benchmark JSON kept in bench/results/.
+
+    python bench/render_figures.py           # print every table
+    python bench/render_figures.py --write   # put them into README.md
+
+README.md holds each table between ``<!-- figures:NAME -->`` and
+``<!-- /figures:NAME -->``, NAME being the benchmark whose JSON
+(``bench/results/NAME.json``) it is rendered from; tests/test_bench_figures.py
+checks that the README says what the committed JSON says. Numbers are never
+typed into the README by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+NONE = "–"
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f} ms" if x < 10 else f"{x:.1f} ms"
+
+
+def _jack_rows(jack: dict | None) -> list[str]:
+    rows = []
+    for cond, label in (("idle", "idle"), ("sampling", "while takes are sampled")):
+        runs = [r for r in (jack or {}).get(cond, []) if r and "jitter_p99_ms" in r]
+        if not runs:
+            continue
+        p50 = statistics.median(r["jitter_p50_ms"] for r in runs)
+        p99 = [r["jitter_p99_ms"] for r in runs]
+        rows.append(f"| JACK note-on jitter, 64-frame period at 48 kHz (dummy driver, not realtime), {label}, "
+                    f"{len(runs)} runs: p50 / p99 range | {p50:.2f} / {min(p99):.2f}-{max(p99):.2f} ms "
+                    f"| {NONE} | {NONE} |")
+    return rows
+
+
+def live_table(r: dict) -> str:
+    """bench/live_bench.py: time to first note against the Transformer peer."""
+    ttfn, eager, peer = r["ttfn_ms"], r["ttfn_eager_ms"], r["peer_ttfn_ms"]
+    rows = [
+        "| measure | RWKV-7, fused native step | RWKV-7, eager PyTorch step | Transformer, eager PyTorch |",
+        "|---|---:|---:|---:|",
+    ]
+    for n in ("64", "4096"):
+        rows.append(f"| time to first note, explicit trigger, context {n} tokens "
+                    f"| {_ms(ttfn[n])} | {_ms(eager[n])} | {_ms(peer[n])} |")
+    rows.append(f"| ratio 4096 / 64 | {r['ttfn_ratio_4096_64']:.2f} | {r['ttfn_eager_ratio_4096_64']:.2f} "
+                f"| {r['peer_ratio_4096_64']:.2f} |")
+    steps = r["steps_to_first_note"]
+    rows.append(f"| model steps before that first note, context 64 / 4096 | {steps['64']} / {steps['4096']} "
+                f"| the same | the same |")
+    pause = r["ttfn_after_pause_ms"]
+    rows.append(f"| time to first note, silence trigger (answer prepared during the pause), context 64 / 4096 "
+                f"| {pause['64']:.2f} / {pause['4096']:.2f} ms | {NONE} | {NONE} |")
+    rt = r["realtime_x"]
+    rows.append(f"| 2 bars at 120 BPM, speed vs real time, K=1 / K=4 variations "
+                f"| {rt['k1']:.0f}x / {rt['k4']:.0f}x | {NONE} | {NONE} |")
+    rows += _jack_rows(r.get("jack"))
+    return "\n".join(rows)
+
+
+def model_table(r: dict) -> str:
+    """bench/model_bench.py: step, prefill, training and memory against the `rwkv` package."""
+    step, peer = r["step"], r.get("peer", {})
+    fp32, bf16 = peer.get("cpu fp32", {}), peer.get("cpu bf16", {})
+
+    def peer_cell(row: dict, key: str, note: str = "") -> str:
+        return f"{row[key]:.2f} ms{note}" if key in row else NONE
+
+    rows = ["| measure | ours | `rwkv` package |", "|---|---:|---:|"]
+    for label, ours, theirs in (("fused native step, fp32 weights", "native_fp32", fp32),
+                                ("fused native step, bf16 weights", "native_bf16", bf16),
+                                ("eager PyTorch step, fp32", "torch", {})):
+        b1, b4 = step["B1"][ours], step["B4"][ours]
+        rows.append(f"| one-token step, batch 1, {label} | {b1:.3f} ms | {peer_cell(theirs, 'B1')} |")
+        rows.append(f"| one-token step, batch 4, {label} | {b4:.3f} ms ({b4 / b1:.2f}x batch 1) "
+                    f"| {peer_cell(theirs, 'B4_four_calls', ' (4 calls)')} |")
+    pre = r["prefill"]
+    rows.append(f"| prefill, 256 / 2048 tokens, chunked WKV | {pre['T256']['tokens_per_s']:,.0f} / "
+                f"{pre['T2048']['tokens_per_s']:,.0f} tokens/s | {NONE} |")
+    t = r.get("training_cpu")
+    if t and "speedup_model" in t:
+        rows.append(f"| training fwd+bwd, B={t['B']} T={t['T']}, {t['threads']} thread(s): chunked vs reference loop "
+                    f"| WKV op alone {t['speedup_op']:.1f}x; whole model {t['model_chunked']['tokens_per_s']:,.0f} "
+                    f"vs {t['model_reference']['tokens_per_s']:,.0f} tokens/s, {t['speedup_model']:.1f}x | {NONE} |")
+    mem = r["memory"]
+    rows.append(f"| LM-head memory of a 4+2-bar window, sliced / full | {mem['sliced']['lm_head_bytes'] / 2**20:.2f} / "
+                f"{mem['full']['lm_head_bytes'] / 2**20:.2f} MiB ({mem['lm_head_ratio']:.3f}; completion share "
+                f"{mem['target_share']:.3f}) | {NONE} |")
+    return "\n".join(rows)
+
+
+TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table}
+
+
+def render(name: str, results: Path = RESULTS) -> str:
+    """The table of benchmark ``name`` from its JSON in ``results``."""
+    return TABLES[name](json.loads((results / f"{name}.json").read_text()))
+
+
+def _block(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", re.S)
+
+
+def readme_table(name: str, text: str) -> str | None:
+    """The table between ``name``'s markers in the README text, or None without markers."""
+    m = _block(name).search(text)
+    return None if m is None else text[m.end(1):m.start(2)]
+
+
+def fill(text: str, results: Path = RESULTS) -> str:
+    """``text`` with every marked table replaced by its rendering."""
+    for name in TABLES:
+        if (results / f"{name}.json").exists():
+            table = render(name, results)
+            text = _block(name).sub(lambda m: m.group(1) + table + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="replace the marked tables in README.md")
+    args = ap.parse_args(argv)
+    if args.write:
+        README.write_text(fill(README.read_text()))
+        return 0
+    for name in TABLES:
+        if (RESULTS / f"{name}.json").exists():
+            print(f"{name}:\n{render(name)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
