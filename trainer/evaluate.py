@@ -208,9 +208,11 @@ def evaluate_model(model_path: str, dirs: list[str], device: torch.device, sampl
     t0 = time.monotonic()
     model, _side = load_any(model_path, str(device))
     model.float().eval()
-    if not hasattr(model, "prefill"):
-        raise ValueError(f"{model_path}: eval samples through the app's recurrent generator, "
-                         "which this architecture does not provide")
+    stepper: Any = model
+    if not hasattr(model, "prefill"):  # a baseline: the same generator, through its step()
+        from trainer.baselines.common import AsRecurrent
+
+        stepper = AsRecurrent(model)
     sets, skipped = eval_sets(dirs)
     params = params or SamplingParams(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P)
     torch.manual_seed(seed)
@@ -219,7 +221,7 @@ def evaluate_model(model_path: str, dirs: list[str], device: torch.device, sampl
     for name, data in sets.items():
         pieces = _subset(data, max_pieces)
         r = nll(model, pieces.pieces, device)
-        r["continuation"] = musical(model, pieces, samples, seed, params, skipped)
+        r["continuation"] = musical(stepper, pieces, samples, seed, params, skipped)
         res["sources"][name] = r
         total_nats += r["val_nll"] * r["val_tokens"]
         total_targets += r["val_tokens"]

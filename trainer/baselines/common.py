@@ -1,6 +1,9 @@
 """What the baselines share with RWKV7: target slicing and AdamW groups."""
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -42,3 +45,48 @@ class BackboneMixin:
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         return matrix_decay_groups(self, weight_decay)  # type: ignore[arg-type]
+
+
+class _SteppedState:
+    """A baseline's recurrent state (LSTM (h, c), the Transformer's KV cache:
+    tensors with the batch on dim 1) with the ``repeat`` the generator forks by."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def repeat(self, k: int) -> "_SteppedState":
+        def rep(x: Any) -> Any:
+            return x.repeat_interleave(k, dim=1) if isinstance(x, Tensor) else x
+        raw = self.raw
+        if dataclasses.is_dataclass(raw):
+            return _SteppedState(dataclasses.replace(
+                raw, **{f.name: rep(getattr(raw, f.name)) for f in dataclasses.fields(raw)}))
+        items = [rep(x) for x in raw]
+        return _SteppedState(type(raw)(items) if type(raw) in (tuple, list) else type(raw)(*items))
+
+
+class AsRecurrent:
+    """The recurrent interface of ``model.generation`` (``prefill``, ``step``
+    with ``inplace``, forkable state) over a baseline's ``init_state``/``step``,
+    so baselines are sampled by the same generator as RWKV-7 in ``eval``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def parameters(self):  # the generator reads the device off the parameters
+        return self.model.parameters()
+
+    def num_params(self) -> int:
+        return self.model.num_params()  # type: ignore[operator]
+
+    @torch.no_grad()
+    def prefill(self, ids: Tensor) -> tuple[Tensor, _SteppedState]:
+        state = self.model.init_state(ids.shape[0])  # type: ignore[operator]
+        logits = None
+        for t in range(ids.shape[1]):
+            logits, state = self.model.step(ids[:, t], state)  # type: ignore[operator]
+        return logits, _SteppedState(state)
+
+    def step(self, tokens: Tensor, state: _SteppedState, inplace: bool = False) -> tuple[Tensor, _SteppedState]:
+        logits, raw = self.model.step(tokens, state.raw)  # type: ignore[operator]
+        return logits, _SteppedState(raw)
