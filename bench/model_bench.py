@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from bench.rwkv_peer import load_peers, peer_step_ms  # noqa: E402  (first: it sets the package's env)
-from bench.timing import median_time  # noqa: E402
+from bench._rwkv_peer import load_peers, peer_step_ms  # noqa: E402  (first: it sets the package's env)
+from bench._report import utc_stamp  # noqa: E402
+from bench._timing import median_time  # noqa: E402
 
 from model import RWKV7, RWKVConfig  # noqa: E402
 from model.wkv import wkv_chunked, wkv_reference  # noqa: E402
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_params": m.num_params(),
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, torch {torch.__version__}".strip(),
         "quick": args.quick,
+        "measured": utc_stamp(),
         "load_avg_start": os.getloadavg(),
         "notes": [],
     }

@@ -29,6 +29,17 @@ def _ms(x: float) -> str:
     return f"{x:.2f} ms" if x < 10 else f"{x:.1f} ms"
 
 
+def _conditions(r: dict) -> str:
+    """The line under a table: when, and how busy the machine was (timings move with it)."""
+    when = f"measured {r['measured']}; " if "measured" in r else ""
+    load = ""
+    if "load_avg_start" in r and "load_avg_end" in r:
+        load = (f"1-minute load average {r['load_avg_start'][0]:.1f} at the start, "
+                f"{r['load_avg_end'][0]:.1f} at the end")
+    quick = "; reduced run (--quick)" if r.get("quick") else ""
+    return f"\n\n({when}{load}{quick}; JSON in bench/results/)"
+
+
 def _jack_rows(jack: dict | None) -> list[str]:
     rows = []
     for cond, label in (("idle", "idle"), ("sampling", "while takes are sampled")):
@@ -65,7 +76,7 @@ def live_table(r: dict) -> str:
     rows.append(f"| 2 bars at 120 BPM, speed vs real time, K=1 / K=4 variations "
                 f"| {rt['k1']:.0f}x / {rt['k4']:.0f}x | {NONE} | {NONE} |")
     rows += _jack_rows(r.get("jack"))
-    return "\n".join(rows)
+    return "\n".join(rows) + _conditions(r) + f"\n(model: {r['model']}; peer: {r['peer']})"
 
 
 def model_table(r: dict) -> str:
@@ -89,14 +100,15 @@ def model_table(r: dict) -> str:
                 f"{pre['T2048']['tokens_per_s']:,.0f} tokens/s | {NONE} |")
     t = r.get("training_cpu")
     if t and "speedup_model" in t:
-        rows.append(f"| training fwd+bwd, B={t['B']} T={t['T']}, {t['threads']} thread(s): chunked vs reference loop "
+        threads = f"{t['threads']} thread" + ("s" if t["threads"] != 1 else "")
+        rows.append(f"| training fwd+bwd, B={t['B']} T={t['T']}, {threads}: chunked vs reference loop "
                     f"| WKV op alone {t['speedup_op']:.1f}x; whole model {t['model_chunked']['tokens_per_s']:,.0f} "
                     f"vs {t['model_reference']['tokens_per_s']:,.0f} tokens/s, {t['speedup_model']:.1f}x | {NONE} |")
     mem = r["memory"]
     rows.append(f"| LM-head memory of a 4+2-bar window, sliced / full | {mem['sliced']['lm_head_bytes'] / 2**20:.2f} / "
                 f"{mem['full']['lm_head_bytes'] / 2**20:.2f} MiB ({mem['lm_head_ratio']:.3f}; completion share "
                 f"{mem['target_share']:.3f}) | {NONE} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + _conditions(r)
 
 
 TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table}
@@ -108,13 +120,14 @@ def render(name: str, results: Path = RESULTS) -> str:
 
 
 def _block(name: str) -> re.Pattern:
-    return re.compile(rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", re.S)
+    # Group 2 is what stands between the marker lines (nothing, in a new block).
+    return re.compile(rf"(<!-- figures:{name} -->\n)(.*?\n)?(<!-- /figures:{name} -->)", re.S)
 
 
 def readme_table(name: str, text: str) -> str | None:
     """The table between ``name``'s markers in the README text, or None without markers."""
     m = _block(name).search(text)
-    return None if m is None else text[m.end(1):m.start(2)]
+    return None if m is None else (m.group(2) or "").removesuffix("\n")
 
 
 def fill(text: str, results: Path = RESULTS) -> str:
@@ -122,7 +135,7 @@ def fill(text: str, results: Path = RESULTS) -> str:
     for name in TABLES:
         if (results / f"{name}.json").exists():
             table = render(name, results)
-            text = _block(name).sub(lambda m: m.group(1) + table + m.group(2), text)
+            text = _block(name).sub(lambda m: m.group(1) + table + "\n" + m.group(3), text)
     return text
 
 

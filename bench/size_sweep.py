@@ -23,9 +23,9 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from bench.rwkv_peer import load_peers, peer_step_ms  # noqa: E402  (first: it sets the package's env)
+from bench._rwkv_peer import load_peers, peer_step_ms  # noqa: E402  (first: it sets the package's env)
 from bench.model_bench import perturbed_model  # noqa: E402
-from bench.timing import median_time  # noqa: E402
+from bench._timing import median_time  # noqa: E402
 from bench._report import utc_stamp, write_and_print  # noqa: E402
 from model import RWKVConfig  # noqa: E402
 

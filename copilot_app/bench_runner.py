@@ -13,6 +13,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"
+# Scripts in bench/ that measure nothing: shared helpers start with "_", and
+# render_figures turns the benchmarks' JSON into the README's tables.
+NOT_BENCHMARKS = {"render_figures"}
 
 
 def discover(bench_dir: Path | None = None) -> dict[str, Path]:
@@ -20,7 +23,8 @@ def discover(bench_dir: Path | None = None) -> dict[str, Path]:
     bench_dir = bench_dir or BENCH_DIR
     if not bench_dir.is_dir():
         return {}
-    return {p.stem: p for p in sorted(bench_dir.glob("*.py")) if not p.name.startswith("_")}
+    return {p.stem: p for p in sorted(bench_dir.glob("*.py"))
+            if not p.name.startswith("_") and p.stem not in NOT_BENCHMARKS}
 
 
 def run_bench(args: argparse.Namespace) -> int:

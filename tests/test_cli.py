@@ -101,3 +101,11 @@ def test_every_trainer_command_is_wired_to_its_handler():
     for target in trainer_main.COMMANDS.values():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_bench_runner_runs_benchmarks_only():
+    from copilot_app import bench_runner
+
+    names = set(bench_runner.discover())
+    assert {"live_bench", "model_bench"} <= names
+    assert "render_figures" not in names and not any(n.startswith("_") for n in names)

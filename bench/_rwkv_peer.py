@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.timing import median_time
+from bench._timing import median_time
 
 os.environ.setdefault("RWKV_V7_ON", "1")
 os.environ.setdefault("RWKV_JIT_ON", "1")
