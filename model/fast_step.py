@@ -18,13 +18,13 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from .build_once import BuildOnce, Disabled
 from .paths import user_cache_dir
 
 if TYPE_CHECKING:
@@ -62,9 +62,6 @@ def pack_linear(w: Tensor, dtype: torch.dtype) -> Tensor:
     wt = torch.nn.functional.pad(w.detach(), (0, 0, 0, pad))  # [O + pad, I]
     return wt.view(-1, PACK, in_f).transpose(1, 2).to(dtype).contiguous()
 
-_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-_failed: str | None = None
 
 
 def cache_dir() -> Path:
@@ -125,22 +122,18 @@ def _build() -> ctypes.CDLL:
     return lib
 
 
+def _build_unless_disabled() -> ctypes.CDLL:
+    if os.environ.get("COPILOT_NATIVE_STEP", "1") == "0":
+        raise Disabled("disabled by COPILOT_NATIVE_STEP=0")
+    return _build()
+
+
+_library = BuildOnce(_build_unless_disabled, log, "native RWKV step unavailable, using PyTorch")
+
+
 def load_library() -> ctypes.CDLL | None:
     """The native library, building it if needed; None if unavailable."""
-    global _lib, _failed
-    if _lib is not None or _failed is not None:
-        return _lib
-    with _lock:
-        if _lib is None and _failed is None:
-            if os.environ.get("COPILOT_NATIVE_STEP", "1") == "0":
-                _failed = "disabled by COPILOT_NATIVE_STEP=0"
-            else:
-                try:
-                    _lib = _build()
-                except Exception as e:  # any failure: one line, then PyTorch
-                    _failed = " ".join(str(e).split()) or type(e).__name__
-                    log.warning("native RWKV step unavailable, using PyTorch: %s", _failed)
-    return _lib
+    return _library.get()
 
 
 class _Runner:
@@ -197,7 +190,7 @@ def native_step(
     elif state.att_x.device.type != "cpu" or state.att_x.dtype != torch.float32 or state.wkv.dtype != torch.float32:
         reason = "native step needs a CPU fp32 state"
     elif load_library() is None:
-        reason = f"native step unavailable: {_failed}"
+        reason = f"native step unavailable: {_library.failure}"
     if reason is not None:
         if required:
             raise RuntimeError(reason)
@@ -214,8 +207,9 @@ def native_step(
     if work[0].shape[1] != B:
         raise ValueError(f"state batch {work[0].shape[1]} != tokens batch {B}")
     logits = torch.empty(B, model.cfg.vocab_size, dtype=torch.float32)
-    assert _lib is not None
-    rc = _lib.rwkv7_step(
+    lib = _library.value
+    assert lib is not None
+    rc = lib.rwkv7_step(
         runner.ptrs, runner.dims, B, tok.data_ptr(), work[0].data_ptr(), work[1].data_ptr(), work[2].data_ptr(), logits.data_ptr()
     )
     if rc == -1:

@@ -14,18 +14,16 @@ from .test_model_wkv import rel, wkv_inputs
 
 
 def test_cpu_tensors_use_chunked_without_building(monkeypatch) -> None:
-    monkeypatch.setattr(wc, "_ext", None)
-    monkeypatch.setattr(wc, "_failed", None)
+    monkeypatch.setattr(wc, "_extension", wc._extension.fresh())
     x = wkv_inputs(1, 20, 1, 64, torch.float32)
     y, s = wc.wkv_cuda(*x[:6], state=x[6])
     y2, s2 = wkv_chunked(*x[:6], state=x[6])
     assert torch.equal(y, y2) and torch.equal(s, s2)
-    assert wc._ext is None and wc._failed is None  # no build was attempted
+    assert not wc._extension.tried  # no build was attempted
 
 
 def test_unavailable_logs_one_line(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(wc, "_ext", None)
-    monkeypatch.setattr(wc, "_failed", None)
+    monkeypatch.setattr(wc, "_extension", wc._extension.fresh())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="model.wkv.cuda"):
         assert wc.load_extension() is None
@@ -38,7 +36,7 @@ def test_unavailable_logs_one_line(monkeypatch, caplog) -> None:
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
 @pytest.mark.parametrize("T", [1, 15, 16, 17, 200])
 def test_cuda_matches_reference(T: int, dtype: torch.dtype, tol: float) -> None:
-    assert wc.load_extension() is not None, wc._failed
+    assert wc.load_extension() is not None, wc._extension.failure
     x64 = wkv_inputs(2, T, 3, 64, torch.float64, seed=T, requires_grad=True)
     y_ref, s_ref = wkv_reference(*x64[:6], state=x64[6])
     g = torch.Generator().manual_seed(0)

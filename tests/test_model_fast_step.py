@@ -22,7 +22,7 @@ def perturbed(seed: int = 0, **kw) -> RWKV7:
 @pytest.fixture()
 def native():
     if fs.load_library() is None:
-        pytest.fail(f"native step did not build here: {fs._failed}")
+        pytest.fail(f"native step did not build here: {fs._library.failure}")
 
 
 @pytest.mark.parametrize("B", [1, 3, 4, 6])
@@ -75,8 +75,7 @@ def test_non_fp32_models_use_torch() -> None:
 
 
 def test_build_failure_logs_one_line_and_falls_back(monkeypatch, tmp_path, caplog) -> None:
-    monkeypatch.setattr(fs, "_lib", None)
-    monkeypatch.setattr(fs, "_failed", None)
+    monkeypatch.setattr(fs, "_library", fs._library.fresh())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     bad = tmp_path / "cxx"
     bad.write_text("#!/bin/sh\necho 'error: no compiler here' >&2\nexit 1\n")
@@ -95,8 +94,7 @@ def test_build_failure_logs_one_line_and_falls_back(monkeypatch, tmp_path, caplo
 
 
 def test_disabled_by_environment(monkeypatch) -> None:
-    monkeypatch.setattr(fs, "_lib", None)
-    monkeypatch.setattr(fs, "_failed", None)
+    monkeypatch.setattr(fs, "_library", fs._library.fresh())
     monkeypatch.setenv("COPILOT_NATIVE_STEP", "0")
     assert fs.load_library() is None
 
@@ -107,7 +105,7 @@ def test_import_builds_nothing(tmp_path) -> None:
         "import model, model.rwkv7, model.fast_step as fs\n"
         "m = model.RWKV7(model.RWKVConfig(vocab_size=10, n_layer=1, n_embd=64))\n"
         "m(__import__('torch').zeros(1, 3, dtype=__import__('torch').long))\n"
-        "assert fs._lib is None and fs._failed is None\n"
+        "assert not fs._library.tried\n"
         "import pathlib, os; assert not (pathlib.Path(os.environ['XDG_CACHE_HOME']) / 'composer-copilot').exists()\n"
     )
     env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}

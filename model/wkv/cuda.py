@@ -13,13 +13,13 @@ state fp32; gradients come back in the inputs' dtypes.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from types import ModuleType
 
 import torch
 from torch import Tensor
 
+from ..build_once import BuildOnce
 from ..paths import user_cache_dir
 from .chunked import wkv_chunked
 
@@ -27,47 +27,41 @@ log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).with_name("csrc")
 CHECKPOINT_EVERY = 16  # steps between saved states; backward recomputes within
-_lock = threading.Lock()
-_ext: ModuleType | None = None
-_failed: str | None = None
 
 
 def build_dir() -> Path:
     return user_cache_dir("torch_extensions", "wkv7")
 
 
+def _build() -> ModuleType:
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA is not available")
+    from torch.utils.cpp_extension import load
+
+    d = build_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return load(
+        name="copilot_wkv7",
+        sources=[str(CSRC / "wkv7.cpp"), str(CSRC / "wkv7.cu")],
+        extra_cflags=["-O3"],
+        extra_cuda_cflags=["-O3", "-Xptxas", "-O3", "-res-usage"],
+        build_directory=str(d),
+        verbose=False,
+    )
+
+
+_extension = BuildOnce(_build, log, "CUDA WKV kernel unavailable, using the chunked operator")
+
+
 def load_extension() -> ModuleType | None:
     """The compiled extension, building it on first call; None if unavailable."""
-    global _ext, _failed
-    if _ext is not None or _failed is not None:
-        return _ext
-    with _lock:
-        if _ext is None and _failed is None:
-            try:
-                if not torch.cuda.is_available():
-                    raise RuntimeError("CUDA is not available")
-                from torch.utils.cpp_extension import load
-
-                d = build_dir()
-                d.mkdir(parents=True, exist_ok=True)
-                _ext = load(
-                    name="copilot_wkv7",
-                    sources=[str(CSRC / "wkv7.cpp"), str(CSRC / "wkv7.cu")],
-                    extra_cflags=["-O3"],
-                    extra_cuda_cflags=["-O3", "-Xptxas", "-O3", "-res-usage"],
-                    build_directory=str(d),
-                    verbose=False,
-                )
-            except Exception as e:  # one line, then the chunked operator
-                _failed = " ".join(str(e).split())[:300] or type(e).__name__
-                log.warning("CUDA WKV kernel unavailable, using the chunked operator: %s", _failed)
-    return _ext
+    return _extension.get()
 
 
 class _WKV7CUDA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, r, log_w, k, v, a, b, s0):  # type: ignore[override]
-        ext = _ext
+        ext = _extension.value
         assert ext is not None
         y, s_out, ckpt = ext.forward(r, log_w, k, v, a, b, s0, CHECKPOINT_EVERY)
         ctx.save_for_backward(r, log_w, k, v, a, b, ckpt)
@@ -84,8 +78,9 @@ class _WKV7CUDA(torch.autograd.Function):
 
 
 def ext_backward(*args: Tensor) -> list[Tensor]:
-    assert _ext is not None
-    return _ext.backward(*args, CHECKPOINT_EVERY)
+    ext = _extension.value
+    assert ext is not None
+    return ext.backward(*args, CHECKPOINT_EVERY)
 
 
 def wkv_cuda(
