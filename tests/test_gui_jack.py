@@ -17,7 +17,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from copilot_app.engine import midi_ports  # noqa: E402
-from copilot_app.ui.bridge import VIRTUAL  # noqa: E402
+from copilot_app.ui.engine_bridge import VIRTUAL  # noqa: E402
 from tests.helpers import wait_port  # noqa: E402
 from tests.test_gui_live import started_window, tiny_model  # noqa: E402,F401  (fixture)
 
@@ -49,11 +49,11 @@ def choose(combo, data) -> None:
 def test_window_on_virtual_jack_ports(qtbot, tmp_path, tiny_model):  # noqa: F811
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = started_window(qtbot, tmp_path, tiny_model, settings=settings, open_ports=True)
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.tempo.setValue(240.0)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.time_controls.tempo.setValue(240.0)
     window.bridge.update_settings(seed=3)
-    choose(window.input_combo, VIRTUAL)
-    choose(window.output_combo, VIRTUAL)
+    choose(window.ports.input_combo, VIRTUAL)
+    choose(window.ports.output_combo, VIRTUAL)
     # The ports open on the port worker; the choice is saved once they are open.
     qtbot.waitUntil(lambda: settings.value("ports/in") == VIRTUAL and settings.value("ports/out") == VIRTUAL,
                     timeout=10000)

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
 
 from copilot_app.ui import take_files as take_files_module  # noqa: E402
-from copilot_app.ui import takes as takes_module  # noqa: E402
+from copilot_app.ui import takes_panel as takes_module  # noqa: E402
 from copilot_app.ui.main_window import MainWindow  # noqa: E402
 from model import RWKV7, RWKVConfig, save_checkpoint  # noqa: E402
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer, tokenizer_config  # noqa: E402
@@ -89,8 +89,13 @@ def started_window(qtbot, tmp_path: Path, model_path: Path, *, settings: QSettin
     if before_show is not None:
         before_show(w)
     w.show()
-    qtbot.waitUntil(lambda: w.bridge.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: model_loaded(w), timeout=30000)
     return w
+
+
+def model_loaded(w: MainWindow) -> bool:
+    """The engine has the model (its snapshot says so), not only the loader."""
+    return w.bridge.snapshot is not None and w.bridge.snapshot.model is not None
 
 
 def _record_output(w: MainWindow) -> None:
@@ -120,15 +125,15 @@ def session(window):
 
 
 def test_sliders_change_the_engines_sampling_settings(window, qtbot):
-    window.temperature.setValue(130)
-    window.top_p.setValue(75)
-    assert window.temperature_value.text() == "1.30" and window.top_p_value.text() == "0.75"
-    window.advanced_toggle.setChecked(True)
-    assert window.advanced.isVisible()
-    window.top_k.setValue(12)
-    window.variations.setValue(3)
-    window.bars.setValue(4)
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("pedal"))
+    window.continuation.temperature.setValue(130)
+    window.continuation.top_p.setValue(75)
+    assert window.continuation.temperature_value.text() == "1.30" and window.continuation.top_p_value.text() == "0.75"
+    window.continuation.advanced_toggle.setChecked(True)
+    assert window.continuation.advanced.isVisible()
+    window.continuation.top_k.setValue(12)
+    window.continuation.variations.setValue(3)
+    window.continuation.bars.setValue(4)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("pedal"))
     # The engine thread applies them: wait for its copy, then check the sampler's params.
     qtbot.waitUntil(lambda: session(window).settings.top_k == 12 and session(window).settings.bars == 4,
                     timeout=5000)
@@ -136,14 +141,14 @@ def test_sliders_change_the_engines_sampling_settings(window, qtbot):
     params = s.sampling()
     assert (params.temperature, params.top_p, params.top_k) == (1.3, 0.75, 12)
     assert (s.variations, s.bars, s.trigger_cc, s.trigger_beats) == (3, 4, 67, 0.0)
-    window.temperature.setValue(60)
+    window.continuation.temperature.setValue(60)
     qtbot.waitUntil(lambda: session(window).settings.temperature == 0.6, timeout=5000)
 
 
 def test_a_played_phrase_shows_in_the_roll_and_the_silence_answers_with_a_take(window, qtbot):
-    window.tempo.setValue(240.0)
-    window.trigger_beats.setValue(1.0)  # 0.25 s of silence at 240 BPM
-    window.variations.setValue(2)
+    window.time_controls.tempo.setValue(240.0)
+    window.continuation.trigger_beats.setValue(1.0)  # 0.25 s of silence at 240 BPM
+    window.continuation.variations.setValue(2)
     phrase = [60, 62, 64, 65, 67, 69]
     play(window, qtbot, phrase)
     # The roll shows the player's notes, closed, in order, on the session's time line.
@@ -156,7 +161,7 @@ def test_a_played_phrase_shows_in_the_roll_and_the_silence_answers_with_a_take(w
     qtbot.waitUntil(lambda: len(window.takes.refs()) == 2, timeout=15000)
     take = window.takes.refs()[0].take
     assert take is session(window).takes[-1] and len(take.variations) == 2
-    assert any(t is take for t in window.roll.state.takes)
+    assert any(v.take is take for v in window.roll.state.takes)
     assert take.start_quarters >= notes[-1].start  # the answer comes after the phrase
     assert sum(len(v) for v in take.variations) > 0
     # ... and its notes go out to the MIDI output in time (only the Player writes there).
@@ -167,8 +172,8 @@ def test_a_played_phrase_shows_in_the_roll_and_the_silence_answers_with_a_take(w
 
 
 def test_continue_shortcut_next_variation_and_accept(window, qtbot):
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.variations.setValue(3)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.continuation.variations.setValue(3)
     play(window, qtbot, [64, 67, 72])
     qtbot.wait(300)
     assert window.takes.refs() == []  # no silence trigger in button mode
@@ -176,20 +181,23 @@ def test_continue_shortcut_next_variation_and_accept(window, qtbot):
     window.act_continue.trigger()     # Space
     qtbot.waitUntil(lambda: len(window.takes.refs()) == 3, timeout=15000)
     take = session(window).takes[-1]
+    library = session(window).library
     window.act_next.trigger()          # Right
-    qtbot.waitUntil(lambda: take.chosen == 1, timeout=5000)  # the engine auditions it
+    qtbot.waitUntil(lambda: library.view(take).auditioned == 1, timeout=5000)  # the engine auditions it
     qtbot.waitUntil(lambda: window.takes.selected().index == 1, timeout=5000)  # the list follows
     window.act_previous.trigger()      # Left
-    qtbot.waitUntil(lambda: take.chosen == 0 and window.takes.selected().index == 0, timeout=5000)
+    qtbot.waitUntil(lambda: library.view(take).auditioned == 0 and window.takes.selected().index == 0,
+                    timeout=5000)
     window.act_next.trigger()
-    qtbot.waitUntil(lambda: take.chosen == 1 and window.takes.selected().index == 1, timeout=5000)
+    qtbot.waitUntil(lambda: library.view(take).auditioned == 1 and window.takes.selected().index == 1,
+                    timeout=5000)
     window.act_accept.trigger()        # Return
     qtbot.waitUntil(lambda: "accepted" in window.takes.list.currentItem().text(), timeout=5000)
-    assert take.accepted and take.chosen == 1
+    assert library.view(take).accepted == 1
     # The list's buttons: audition the third variation, then discard the take.
     window.takes.select(take, 2)
     window.takes.audition_button.click()
-    qtbot.waitUntil(lambda: take.chosen == 2, timeout=5000)
+    qtbot.waitUntil(lambda: library.view(take).auditioned == 2, timeout=5000)
     engine = window.bridge.engine
     if take.variations[2]:
         qtbot.waitUntil(lambda: engine.player.pending > 0, timeout=5000)  # it is queued to play
@@ -215,15 +223,14 @@ def test_on_screen_keyboard_and_musical_typing_feed_the_engine(window, qtbot):
     qtbot.waitUntil(lambda: session(window).stats.notes_in == 3, timeout=5000)
     # The keyboard has no sound of its own: its notes are echoed to the output.
     assert [m.note for m in window.sink.note_ons()][:3] == [60, 67, 72]
-    assert window.octave_label.text() == "typing octave: C5"
+    assert window.typing_row.octave_label.text() == "typing octave: C5"
 
 
 def test_drag_carries_a_readable_midi_file_with_the_takes_notes(window, qtbot, monkeypatch, tmp_path):
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.tempo.setValue(100.0)
-    window.meter_combo.setCurrentText("3/4")  # a new session in 3/4
-    qtbot.waitUntil(lambda: window.bridge.engine is not None
-                    and window.bridge.engine.session.grid.meter.numerator == 3, timeout=15000)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.time_controls.tempo.setValue(100.0)
+    window.time_controls.meter_combo.setCurrentText("3/4")  # a new session in 3/4
+    qtbot.waitUntil(lambda: window.bridge.snapshot.timeline.meter.numerator == 3, timeout=15000)
     play(window, qtbot, [60, 64, 67, 72])
     window.act_continue.trigger()
     qtbot.waitUntil(lambda: bool(window.takes.refs()), timeout=15000)
@@ -296,11 +303,11 @@ def test_drag_carries_a_readable_midi_file_with_the_takes_notes(window, qtbot, m
 
 
 def test_panic_leaves_no_open_notes(window, qtbot):
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.tempo.setValue(60.0)          # slow: the take's notes are long
-    window.bars.setValue(4)
-    window.start_on.setCurrentText("now")
-    window.metronome_check.setChecked(True)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.time_controls.tempo.setValue(60.0)          # slow: the take's notes are long
+    window.continuation.bars.setValue(4)
+    window.continuation.start_on.setCurrentText("now")
+    window.time_controls.metronome_check.setChecked(True)
     play(window, qtbot, [60, 62, 64])
     window.act_continue.trigger()
     qtbot.waitUntil(lambda: bool(session(window).takes), timeout=15000)
@@ -334,19 +341,117 @@ def test_open_phrase_continues_a_midi_file(window, qtbot):
     qtbot.waitUntil(lambda: window.last_error is not None and "MIDI" in window.last_error, timeout=10000)
 
 
-def test_switching_models_without_restart(window, qtbot, tmp_path, tiny_model):
+SCALE = [60, 62, 64, 65, 67, 69, 71, 72]  # C major, one quarter each
+
+
+def scale_file(path: Path, tempo: float = 104.0, meter: tuple[int, int] = (2, 4)) -> Path:
+    from model.tokens.midi_io import write_notes
+    from model.tokens.performance import GridNote
+
+    write_notes(path, [GridNote(i * 24, 24, p, 80) for i, p in enumerate(SCALE)], [(0, *meter)], tempo,
+                name="scale")
+    return path
+
+
+def test_an_opened_file_is_what_continue_answers_in_its_tempo_and_meter(window, qtbot, tmp_path):
+    """File > Open phrase, then Space: both answers continue the file, at 104 BPM in 2/4."""
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    play(window, qtbot, [49, 51])               # something played before: not what the answers continue
+    qtbot.waitUntil(lambda: session(window).stats.notes_in == 2, timeout=5000)
+    window.continue_file(str(scale_file(tmp_path / "scale-104-2-4.mid")))
+    qtbot.waitUntil(lambda: len(window.takes.takes()) == 1, timeout=30000)
+    # The window shows the file's tempo and meter, and the engine plays in them.
+    assert window.time_controls.tempo.value() == pytest.approx(104.0)
+    assert window.time_controls.meter_combo.currentText() == "2/4"
+    timeline = window.bridge.snapshot.timeline
+    assert timeline.bpm == pytest.approx(104.0) and (timeline.meter.numerator, timeline.meter.denominator) == (2, 4)
+    assert [n.pitch for n in window.roll.state.player] == SCALE   # the roll starts over with the file
+    assert window.bridge.snapshot.phrase.source == "file"
+    window.activateWindow()
+    window.act_continue.trigger()              # Space, later: the file again, not the live context
+    qtbot.waitUntil(lambda: len(window.takes.takes()) == 2, timeout=30000)
+    for take in window.takes.takes():
+        assert [n.pitch for n in take.context][-len(SCALE):] == SCALE
+        assert not {49, 51} & {n.pitch for n in take.context}
+        assert (take.meter.numerator, take.meter.denominator) == (2, 4)
+        assert take.tempo_bpm == pytest.approx(104.0)
+        assert take.start_quarters % 2 == 0     # on a 2/4 bar line
+        assert all(n.start < (take.start_quarters + 2 * 2) * TICKS_PER_QUARTER for v in take.variations for n in v)
+    # The tempo spin box was set from the engine's report without sending it back.
+    assert session(window).grid.bpm == pytest.approx(104.0)
+
+
+def test_accept_stays_on_its_variation_and_the_next_answer_continues_it(window, qtbot):
+    """Accept variation 2, press <-: the mark stays on 2, and Continue continues variation 2."""
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.continuation.variations.setValue(3)
+    play(window, qtbot, [60, 64, 67])
+    window.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(window.takes.refs()) == 3, timeout=15000)
+    take = window.takes.takes()[0]
+    window.activateWindow()
+    window.act_next.trigger()                    # -> variation 2
+    qtbot.waitUntil(lambda: window.takes.selected().index == 1, timeout=5000)
+    window.act_accept.trigger()                  # accept variation 2
+    qtbot.waitUntil(lambda: window.bridge.snapshot.view(take.number).accepted == 1, timeout=5000)
+    window.act_previous.trigger()                # <- auditions variation 1
+    qtbot.waitUntil(lambda: window.bridge.snapshot.view(take.number).auditioned == 0, timeout=5000)
+
+    def row(index):
+        return next(window.takes.list.item(i).text() for i in range(window.takes.list.count())
+                    if window.takes.list.item(i).data(Qt.ItemDataRole.UserRole).index == index
+                    and window.takes.list.item(i).data(Qt.ItemDataRole.UserRole).number == take.number)
+    assert "accepted" in row(1) and "accepted" not in row(0) and "▶" in row(0)
+    assert window.bridge.snapshot.view(take.number).accepted == 1
+    assert window.bridge.snapshot.phrase.source == "accepted"
+    # Accept matters: the next answer continues the accepted variation.
+    window.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(window.takes.takes()) == 2, timeout=15000)
+    nxt = window.takes.takes()[0]
+    placed = {(n.start, n.pitch) for n in nxt.context}
+    assert {(n.start, n.pitch) for n in take.notes(1)} <= placed
+    only_first = {(n.start, n.pitch) for n in take.notes(0)} - {(n.start, n.pitch) for n in take.notes(1)}
+    assert not only_first & placed              # not the variation auditioned last
+
+
+def test_switching_models_keeps_the_takes_playable_and_their_numbers(window, qtbot, tmp_path, tiny_model):
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    play(window, qtbot, [60, 64, 67])
+    window.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(window.takes.takes()) == 1, timeout=15000)
+    first = window.takes.takes()[0]
+    assert first.notes(0), "the tiny model answered with silence"
+
     other = make_tiny_checkpoint(tmp_path / "models" / "other.safetensors", seed=1)
     window.rebuild_model_menu()
     assert str(other) in window.model_menu_paths() and str(tiny_model) in window.model_menu_paths()
-    old_engine = window.bridge.engine
+    engine = window.bridge.engine
     action = next(a for a in window.model_group.actions() if a.data() == str(other))
     action.trigger()
-    qtbot.waitUntil(lambda: window.bridge.engine is not old_engine, timeout=30000)
+    qtbot.waitUntil(lambda: window.bridge.snapshot.model == "other", timeout=30000)
     assert window.model_status.text() == "Model: other"
     assert window.device_status.text() == "Device: CPU"
     assert next(a for a in window.model_group.actions() if a.data() == str(other)).isChecked()
-    play(window, qtbot, [60, 64])  # the new engine takes input
-    qtbot.waitUntil(lambda: session(window).stats.notes_in == 2, timeout=5000)
+    assert window.bridge.engine is engine       # no restart: the same engine, timeline and takes
+    assert window.takes.takes() == [first]
+    # The old model's take still auditions: its notes go out on the output.
+    sent = len(window.sink.note_ons())
+    window.takes.select(first, 0)
+    window.takes.audition_button.click()
+    qtbot.waitUntil(lambda: len(window.sink.note_ons()) > sent, timeout=15000)
+    assert {m.note for m in window.sink.note_ons()[sent:]} <= {n.pitch for n in first.notes(0)}
+    # The new model answers, and the take numbers go on: no second "Take 1", no repeated file name.
+    play(window, qtbot, [62, 65])
+    qtbot.waitUntil(lambda: session(window).stats.notes_in == 5, timeout=5000)
+    window.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(window.takes.takes()) == 2, timeout=15000)
+    second = window.takes.takes()[0]
+    assert (first.number, second.number) == (1, 2) and second.model == "other" and first.model == "tiny"
+    rows = [window.takes.list.item(i).text().split(" · ")[0] for i in range(window.takes.list.count())]
+    assert sorted(rows) == ["Take 1", "Take 2"]
+    files = window.bridge.files
+    qtbot.waitUntil(lambda: files.ready(first) and files.ready(second), timeout=10000)
+    assert files.path(first, 0).name != files.path(second, 0).name
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\0" * 64)
     window.switch_model(str(bad))
@@ -357,9 +462,9 @@ def test_switching_models_without_restart(window, qtbot, tmp_path, tiny_model):
 
 def test_gui_thread_stays_responsive_while_a_take_generates(window, qtbot):
     """Timer ticks keep arriving while the engine thread samples a long take."""
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.bars.setValue(16)
-    window.variations.setValue(8)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.continuation.bars.setValue(16)
+    window.continuation.variations.setValue(8)
     play(window, qtbot, [60, 64, 67])
     ticks = []
     window.timer.timeout.connect(lambda: ticks.append(time.monotonic()))
@@ -374,8 +479,8 @@ def test_gui_thread_stays_responsive_while_a_take_generates(window, qtbot):
 
 def test_older_takes_tempo_and_meter_go_through_engine_commands(window, qtbot):
     """Audition/discard any take, tempo and meter: commands to the same engine, no rebuild."""
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.variations.setValue(2)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.continuation.variations.setValue(2)
     engine = window.bridge.engine
     play(window, qtbot, [60, 64, 67])
     window.act_continue.trigger()
@@ -386,17 +491,18 @@ def test_older_takes_tempo_and_meter_go_through_engine_commands(window, qtbot):
     assert first.number == 1 and second.number == 2
     window.takes.select(first, 1)
     window.takes.audition_button.click()               # the older take, not only the last
-    qtbot.waitUntil(lambda: engine.session.playing is first and first.chosen == 1, timeout=5000)
+    qtbot.waitUntil(lambda: engine.session.playing is first
+                    and engine.session.library.view(first).auditioned == 1, timeout=5000)
     window.takes.discard_button.click()
     qtbot.waitUntil(lambda: first not in engine.session.takes, timeout=5000)
     assert engine.session.takes == [second]
     qtbot.waitUntil(lambda: engine.player.pending == 0 and not engine.player.open_notes, timeout=5000)
     assert window.sink.sounding() == set()
-    window.tempo.setValue(150.0)
+    window.time_controls.tempo.setValue(150.0)
     qtbot.waitUntil(lambda: engine.session.grid.bpm == 150.0, timeout=5000)
-    window.meter_combo.setCurrentText("6/8")
+    window.time_controls.meter_combo.setCurrentText("6/8")
     qtbot.waitUntil(lambda: engine.session.grid.meter.denominator == 8, timeout=5000)
-    window.clock_combo.setCurrentIndex(window.clock_combo.findData("midi"))
+    window.time_controls.clock_combo.setCurrentIndex(window.time_controls.clock_combo.findData("midi"))
     qtbot.waitUntil(lambda: type(engine.session.grid).__name__ == "MidiClockGrid", timeout=5000)
     assert window.bridge.engine is engine               # the same engine, model state and takes
     assert engine.session.takes == [second]

@@ -27,13 +27,13 @@ def test_main_window_shows_and_renders(qtbot, tmp_path):
     assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Play", "&Model", "&Help"]
     file_actions = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
     assert "&Open phrase…" in file_actions and "&Export take…" in file_actions
-    model_actions = [a.text() for a in window.model_menu.actions()]
+    model_actions = [a.text() for a in window.model_menu.menu.actions()]
     assert "&Fine-tune on my pieces…" in model_actions
     assert window.model_status.text() == "Model: default"
     assert window.device_status.text() == "Device: CPU"
     # Ports: none and our virtual ports are always offered.
-    assert window.input_combo.itemText(0) == "(none)" and "virtual" in window.input_combo.itemText(1)
-    assert "virtual" in window.output_combo.itemText(1)
+    assert window.ports.input_combo.itemText(0) == "(none)" and "virtual" in window.ports.input_combo.itemText(1)
+    assert "virtual" in window.ports.output_combo.itemText(1)
     image = window.grab().toImage()
     assert image.width() >= 800 and image.height() >= 500
     # Something was painted: a blank window would be one flat colour.
@@ -50,9 +50,9 @@ def test_without_a_model_the_commands_explain_themselves(qtbot, tmp_path, monkey
     window.show()
     # No model anywhere: a clear message, not a crash.
     assert "No model yet" in window.last_error
-    assert window.model_menu.actions()[0].text() == "(no models yet)"
-    window.bridge_trigger()
-    assert "no model loaded" in window.last_error
+    assert window.model_menu.menu.actions()[0].text() == "(no models yet)"
+    window.bridge_trigger()  # the engine runs without a model and says so
+    qtbot.waitUntil(lambda: "no model loaded" in (window.last_error or ""), timeout=5000)
     window.panic()  # panic without an engine still works (all notes off to the output)
     window.close()
 
@@ -62,14 +62,14 @@ def test_settings_persist_in_the_given_qsettings(qtbot, tmp_path):
     first = MainWindow(settings=settings, models_dir=tmp_path / "models", autoload=False, open_ports=False)
     qtbot.addWidget(first)
     first.show()
-    first.tempo.setValue(97.0)
-    first.meter_combo.setCurrentText("6/8")
-    first.temperature.setValue(120)
-    first.top_p.setValue(80)
-    first.bars.setValue(5)
-    first.variations.setValue(4)
-    first.metronome_check.setChecked(True)
-    first.trigger_combo.setCurrentIndex(first.trigger_combo.findData("key"))
+    first.time_controls.tempo.setValue(97.0)
+    first.time_controls.meter_combo.setCurrentText("6/8")
+    first.continuation.temperature.setValue(120)
+    first.continuation.top_p.setValue(80)
+    first.continuation.bars.setValue(5)
+    first.continuation.variations.setValue(4)
+    first.time_controls.metronome_check.setChecked(True)
+    first.continuation.trigger_combo.setCurrentIndex(first.continuation.trigger_combo.findData("key"))
     first.resize(700, 500)
     geometry = first.saveGeometry()
     first.close()
@@ -79,17 +79,22 @@ def test_settings_persist_in_the_given_qsettings(qtbot, tmp_path):
     second = MainWindow(settings=temp_settings(tmp_path), models_dir=tmp_path / "models", autoload=False,
                         open_ports=False)
     qtbot.addWidget(second)
-    assert second.tempo.value() == 97.0 and second.meter_combo.currentText() == "6/8"
-    assert second.temperature.value() == 120 and second.temperature_value.text() == "1.20"
-    assert second.top_p.value() == 80 and second.bars.value() == 5 and second.variations.value() == 4
-    assert second.metronome_check.isChecked() and second.trigger_combo.currentData() == "key"
+    assert second.time_controls.tempo.value() == 97.0 and second.time_controls.meter_combo.currentText() == "6/8"
+    assert second.continuation.temperature.value() == 120 and second.continuation.temperature_value.text() == "1.20"
+    assert second.continuation.top_p.value() == 80 and second.continuation.bars.value() == 5 and second.continuation.variations.value() == 4
+    assert second.time_controls.metronome_check.isChecked() and second.continuation.trigger_combo.currentData() == "key"
     assert temp_settings(tmp_path).value("window/geometry") == geometry
     # Restored (the offscreen screen clamps it to the minimum size), not the 1280x800 default.
     assert (second.width(), second.height()) != (1280, 800)
-    # ... and they reach the bridge, so the first engine gets them.
-    s = second.bridge.settings
-    assert (s.temperature, s.top_p, s.bars, s.variations, s.trigger_key) == (1.2, 0.8, 5, 4, 21)
-    assert second.bridge.bpm == 97.0 and second.bridge.meter.denominator == 8
+    # ... and they reach the engine, which reports them back in its snapshot.
+    def engine_has_them():
+        snap = second.bridge.snapshot
+        if snap is None:
+            return False
+        s = snap.settings
+        return ((s.temperature, s.top_p, s.bars, s.variations, s.trigger_key) == (1.2, 0.8, 5, 4, 21)
+                and snap.timeline.bpm == 97.0 and snap.timeline.meter.denominator == 8 and snap.metronome)
+    qtbot.waitUntil(engine_has_them, timeout=5000)
     second.close()
 
 
@@ -111,7 +116,7 @@ class FakePort:
 
 def test_midi_ports_are_listed_opened_and_closed_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
     from copilot_app.engine import midi_ports
-    from copilot_app.ui.bridge import VIRTUAL
+    from copilot_app.ui.engine_bridge import VIRTUAL
 
     log = []
 
@@ -140,21 +145,21 @@ def test_midi_ports_are_listed_opened_and_closed_off_the_gui_thread(qtbot, tmp_p
     # The saved ports open once the worker has listed them.
     qtbot.waitUntil(lambda: window.bridge.input_name == "Fake Keys" and window.bridge.output_name == "Fake Synth",
                     timeout=5000)
-    qtbot.waitUntil(lambda: window.input_combo.currentData() == "Fake Keys", timeout=5000)
-    assert window.output_combo.currentData() == "Fake Synth"
+    qtbot.waitUntil(lambda: window.ports.input_combo.currentData() == "Fake Keys", timeout=5000)
+    assert window.ports.output_combo.currentData() == "Fake Synth"
     # A pick from the menu: the old input closes, the virtual one opens.
-    window.input_combo.setCurrentIndex(window.input_combo.findData(VIRTUAL))
-    window.input_combo.activated.emit(window.input_combo.currentIndex())
+    window.ports.input_combo.setCurrentIndex(window.ports.input_combo.findData(VIRTUAL))
+    window.ports.input_combo.activated.emit(window.ports.input_combo.currentIndex())
     qtbot.waitUntil(lambda: ("close", "Fake Keys") in [e[:2] for e in log], timeout=5000)
     qtbot.waitUntil(lambda: window.bridge.input_name == VIRTUAL, timeout=5000)
     qtbot.waitUntil(lambda: settings.value("ports/in") == VIRTUAL, timeout=5000)
     # A port that fails to open: an error in the status bar, the menu back on (none).
-    window.input_combo.addItem("Broken Keys", "Broken Keys")
-    window.input_combo.setCurrentIndex(window.input_combo.findData("Broken Keys"))
-    window.input_combo.activated.emit(window.input_combo.currentIndex())
-    qtbot.waitUntil(lambda: window.input_combo.currentIndex() == 0, timeout=5000)
+    window.ports.input_combo.addItem("Broken Keys", "Broken Keys")
+    window.ports.input_combo.setCurrentIndex(window.ports.input_combo.findData("Broken Keys"))
+    window.ports.input_combo.activated.emit(window.ports.input_combo.currentIndex())
+    qtbot.waitUntil(lambda: window.ports.input_combo.currentIndex() == 0, timeout=5000)
     assert "Broken Keys" in (window.last_error or "")
-    window.refresh_button.click()
+    window.ports.refresh_button.click()
     qtbot.waitUntil(lambda: [e[0] for e in log].count("list") == 2, timeout=5000)
     window.close()
     qtbot.waitUntil(lambda: ("close", "Fake Synth") in [e[:2] for e in log], timeout=5000)
@@ -167,10 +172,9 @@ def test_midi_ports_are_listed_opened_and_closed_off_the_gui_thread(qtbot, tmp_p
 
 def test_take_files_are_written_in_the_background_and_export_errors_reach_the_status_bar(
         qtbot, tmp_path, monkeypatch):
-    from copilot_app.engine.clock import Meter
-    from copilot_app.engine.session import Take
+    from copilot_app.engine.session_model import Take
     from copilot_app.ui import take_files
-    from copilot_app.ui.takes import TakeRef
+    from copilot_app.ui.takes_panel import TakeRef
     from model.tokens.streaming import DecodedNote
 
     window = MainWindow(settings=temp_settings(tmp_path), models_dir=tmp_path / "models", autoload=False,
@@ -184,9 +188,9 @@ def test_take_files_are_written_in_the_background_and_export_errors_reach_the_st
         return real_write(*args, **kwargs)
 
     monkeypatch.setattr(take_files, "write_take", recording_write)
-    take = Take(1, 4.0, [[DecodedNote(96, 24, 60, 80)], [DecodedNote(96, 48, 64, 80)]], 80)
+    take = Take(1, 4.0, [[DecodedNote(96, 24, 60, 80)], [DecodedNote(96, 48, 64, 80)]], 80, tempo_bpm=110.0)
     files = window.bridge.files
-    files.add(take, Meter(), 110.0, "t")          # what the engine thread does when a take is complete
+    files.add(take)          # what the engine thread does when a take is complete
     qtbot.waitUntil(lambda: files.ready(take), timeout=5000)
     assert threads and all(t is not threading.main_thread() for t in threads)
     paths = [files.path(take, i) for i in range(2)]
@@ -228,7 +232,7 @@ def test_gui_entry_point_screenshot(tmp_path):
 
 
 def test_piano_roll_view_follows_the_music(qtbot):
-    from copilot_app.engine.session import Take
+    from copilot_app.engine.session_model import Take, TakeView
     from copilot_app.ui.piano_roll import PianoRoll
     from model.tokens.streaming import DecodedNote
 
@@ -242,7 +246,7 @@ def test_piano_roll_view_follows_the_music(qtbot):
         roll.note_on(4.0 + 1.5 * i, pitch)
         roll.note_off(5.0 + 1.5 * i, pitch)
     take = Take(1, 16.0, [[DecodedNote(16 * 24, 48, 72, 80), DecodedNote(22 * 24, 96, 71, 80)]], 80)
-    roll.show_take(take)
+    roll.show_takes([TakeView(take)])
     roll.set_playhead(17.0)
     left, right = roll.view_range()
     assert left <= 4.0 and right >= 26.0              # phrase and answer on screen together
@@ -250,7 +254,7 @@ def test_piano_roll_view_follows_the_music(qtbot):
     assert low <= 60 and high >= 72 and high - low >= 24
     roll.set_playhead(200.0)                          # long silence: the view stays on them
     assert roll.view_range() == (left, right)
-    roll.remove_take(take)
+    roll.remove_take(take.number)
     assert roll.state.takes == []
 
 

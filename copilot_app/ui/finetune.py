@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, 
                                QSizePolicy, QVBoxLayout, QWidget)
 
 from copilot_app.ui.models import BEST, ModelEntry
+from trainer.defaults import FINE_TUNE_BUDGET_MIN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BUDGET_MIN = 4.5  # the trainer's own fine-tune default (trainer.cli.FINE_TUNE_BUDGET_MIN)
+DEFAULT_BUDGET_MIN = FINE_TUNE_BUDGET_MIN  # the trainer's own default, defined once in trainer/defaults.py
 KILL_AFTER_MS = 3000
 
 

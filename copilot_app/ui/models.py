@@ -57,9 +57,15 @@ def all_models(models_dir: Path, extra: Path | None = None) -> list[ModelEntry]:
     if bundled is not None:
         entries.append(ModelEntry("Default", bundled, "bundled"))
     entries += user_models(models_dir)
-    if extra is not None and not any(_same(e.path, extra) for e in entries):
+    if extra is not None and not any(same_path(e.path, extra) for e in entries):
         entries.append(ModelEntry(extra.stem, extra, "file"))
     return entries
+
+
+def display_name(path: str | Path) -> str:
+    """What the status bar calls a model: its folder for a fine-tune's best.safetensors, else its stem."""
+    p = Path(path)
+    return p.parent.name if p.name == BEST else p.stem
 
 
 def run_summary(model_path: Path) -> dict | None:
@@ -71,7 +77,8 @@ def run_summary(model_path: Path) -> dict | None:
         return None
 
 
-def _same(a: Path, b: Path) -> bool:
+def same_path(a: Path, b: Path) -> bool:
+    """The same file, however the two paths are spelled."""
     try:
         return a.resolve() == b.resolve()
     except OSError:

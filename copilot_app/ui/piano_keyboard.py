@@ -1,8 +1,8 @@
-"""Playing without a MIDI keyboard: an on-screen piano and computer-keyboard typing.
+"""The on-screen piano: clickable keys that light up with what sounds.
 
-Musical typing uses the usual DAW layout: the home row is the white keys
-(A = C, S = D, … ; = E an octave up), the row above the black keys
-(W E  T Y U  O P), Z and X move an octave down and up.
+Keys you hold (any input) light in one colour, keys the app plays back in
+another; the computer-keyboard letters of musical typing
+(copilot_app/ui/musical_typing.py) are drawn on their keys.
 """
 from __future__ import annotations
 
@@ -10,51 +10,10 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from copilot_app.ui.musical_typing import TYPING_LABELS
+
 WHITE_STEPS = [0, 2, 4, 5, 7, 9, 11]
 BLACK = {1, 3, 6, 8, 10}
-
-# key code -> semitones above the typing octave's C
-TYPING_KEYS: dict[int, int] = {
-    Qt.Key.Key_A: 0, Qt.Key.Key_W: 1, Qt.Key.Key_S: 2, Qt.Key.Key_E: 3, Qt.Key.Key_D: 4,
-    Qt.Key.Key_F: 5, Qt.Key.Key_T: 6, Qt.Key.Key_G: 7, Qt.Key.Key_Y: 8, Qt.Key.Key_H: 9,
-    Qt.Key.Key_U: 10, Qt.Key.Key_J: 11, Qt.Key.Key_K: 12, Qt.Key.Key_O: 13, Qt.Key.Key_L: 14,
-    Qt.Key.Key_P: 15, Qt.Key.Key_Semicolon: 16,
-}
-TYPING_LABELS = {v: QKeyName for QKeyName, v in {
-    "A": 0, "W": 1, "S": 2, "E": 3, "D": 4, "F": 5, "T": 6, "G": 7, "Y": 8, "H": 9, "U": 10,
-    "J": 11, "K": 12, "O": 13, "L": 14, "P": 15, ";": 16}.items()}
-OCTAVE_DOWN, OCTAVE_UP = Qt.Key.Key_Z, Qt.Key.Key_X
-
-
-class MusicalTyping:
-    """Turns key presses into pitches; no Qt widgets, so it is easy to test."""
-
-    def __init__(self, base: int = 60) -> None:
-        self.base = base
-        self.down: dict[int, int] = {}  # key -> pitch it started
-
-    def press(self, key: int) -> int | None:
-        """The pitch to start, or None (octave keys change ``base``)."""
-        if key == OCTAVE_DOWN:
-            self.base = max(24, self.base - 12)
-            return None
-        if key == OCTAVE_UP:
-            self.base = min(96, self.base + 12)
-            return None
-        step = TYPING_KEYS.get(key)
-        if step is None or key in self.down:
-            return None
-        pitch = self.base + step
-        if not 21 <= pitch <= 108:
-            return None
-        self.down[key] = pitch
-        return pitch
-
-    def release(self, key: int) -> int | None:
-        return self.down.pop(key, None)
-
-    def handles(self, key: int) -> bool:
-        return key in TYPING_KEYS or key in (OCTAVE_DOWN, OCTAVE_UP)
 
 
 class PianoKeyboard(QWidget):

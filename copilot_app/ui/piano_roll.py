@@ -14,7 +14,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from copilot_app.engine.session import Take
+from copilot_app.engine.session_model import Notes, TakeView
+from model.tokens.config import PITCH_RANGE
 
 PLAYER_COLOUR = QColor("#4aa3f0")       # your notes
 TAKE_COLOUR = QColor("#f0a030")         # the continuation
@@ -44,7 +45,7 @@ class RollNote:
 @dataclass
 class RollState:
     player: list[RollNote] = field(default_factory=list)
-    takes: list[Take] = field(default_factory=list)
+    takes: list[TakeView] = field(default_factory=list)  # the takes of this timeline, as last sent
 
 
 class PianoRoll(QWidget):
@@ -54,7 +55,7 @@ class PianoRoll(QWidget):
         self.playhead = 0.0
         self.bar_quarters = 4.0
         self.beat_quarters = 1.0
-        self.selected: Take | None = None
+        self.selected: int | None = None  # number of the take selected in the list
         self.busy = False
         self.setMinimumSize(480, 220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -87,14 +88,14 @@ class PianoRoll(QWidget):
         self.state.player.extend(RollNote(s, e, p) for s, e, p in notes)
         self.update()
 
-    def show_take(self, take: Take) -> None:
-        if not any(t is take for t in self.state.takes):
-            self.state.takes.append(take)
+    def show_takes(self, views: list[TakeView]) -> None:
+        """The takes to draw, each with the variation auditioned last."""
+        self.state.takes = list(views)
         self.update()
 
-    def remove_take(self, take: Take) -> None:
-        self.state.takes = [t for t in self.state.takes if t is not take]
-        if self.selected is take:
+    def remove_take(self, number: int) -> None:
+        self.state.takes = [t for t in self.state.takes if t.take.number != number]
+        if self.selected == number:
             self.selected = None
         self.update()
 
@@ -121,7 +122,7 @@ class PianoRoll(QWidget):
     def content_end(self) -> float:
         ends = [n.end if n.end is not None else self.playhead for n in self.state.player]
         for take in self.state.takes:
-            ends += [(n.start + n.duration) / 24 for n in take.notes()]
+            ends += [(n.start + n.duration) / 24 for n in _shown(take)]
         return max(ends, default=0.0)
 
     def view_range(self) -> tuple[float, float]:
@@ -142,7 +143,7 @@ class PianoRoll(QWidget):
         reach = (right_bar - MAX_BARS) * bar
         starts = [n.start for n in self.state.player
                   if (n.end if n.end is not None else self.playhead) >= reach]
-        starts += [n.start / 24 for t in self.state.takes for n in t.notes() if (n.start + n.duration) / 24 >= reach]
+        starts += [n.start / 24 for t in self.state.takes for n in _shown(t) if (n.start + n.duration) / 24 >= reach]
         if not starts:  # nothing in reach: a plain page that follows the playhead
             left_bar = max(0, right_bar - MIN_BARS)
             return left_bar * bar, (left_bar + MIN_BARS) * bar
@@ -158,14 +159,14 @@ class PianoRoll(QWidget):
         pitches = [n.pitch for n in self.state.player
                    if (n.end if n.end is not None else self.playhead) >= left and n.start <= right]
         for take in self.state.takes:
-            pitches += [n.pitch for n in take.notes() if left <= n.start / 24 <= right]
+            pitches += [n.pitch for n in _shown(take) if left <= n.start / 24 <= right]
         if not pitches:
             return 48, 84
         low, high = min(pitches) - 2, max(pitches) + 2
         if high - low < 24:
             pad = (24 - (high - low)) // 2
             low, high = low - pad, low - pad + 24
-        return max(21, low), min(108, high)
+        return max(PITCH_RANGE[0], low), min(PITCH_RANGE[1], high)
 
     # -- painting ---------------------------------------------------------------
     def paintEvent(self, _event) -> None:  # noqa: N802
@@ -222,13 +223,14 @@ class PianoRoll(QWidget):
                 continue
             self._note(p, x_of(note.start), x_of(end), y_of(note.pitch), lane_h, PLAYER_COLOUR,
                        held=note.end is None)
-        takes = sorted(self.state.takes, key=lambda t: t is self.selected)
+        takes = sorted(self.state.takes, key=lambda t: t.take.number == self.selected)
         for take in takes:
-            colour = ACCEPTED_COLOUR if take.accepted else TAKE_COLOUR
-            if self.selected is not None and take is not self.selected:
+            selected = take.take.number == self.selected
+            colour = ACCEPTED_COLOUR if take.accepted == take.auditioned else TAKE_COLOUR
+            if self.selected is not None and not selected:
                 colour = colour.darker(150)  # older takes step back
-            outline = SELECTED_OUTLINE if take is self.selected else None
-            for n in take.notes():
+            outline = SELECTED_OUTLINE if selected else None
+            for n in _shown(take):
                 s, e = n.start / 24, (n.start + n.duration) / 24
                 if e < left or s > right or not low <= n.pitch <= high:
                     continue
@@ -276,3 +278,8 @@ class PianoRoll(QWidget):
             p.setPen(QColor("#e6e9ee"))
             p.drawText(int(x), int(box.top() + 15), label)
             x += metrics.horizontalAdvance(label) + 12
+
+
+def _shown(view: TakeView) -> Notes:
+    """The notes of a take the roll draws: the variation auditioned last."""
+    return view.take.notes(view.auditioned)

@@ -19,6 +19,7 @@ import mido
 from PySide6.QtCore import QObject, Signal
 
 from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
+from copilot_app.ui.messages import one_line
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class PortManager(QObject):
                 fn()
             except Exception as exc:  # a port job must never die silently
                 log.exception("MIDI port job")
-                self._emit("errorOccurred", f"MIDI ports: {_one_line(exc)}")
+                self._emit("errorOccurred", f"MIDI ports: {one_line(exc)}")
         try:
             self._last = self._worker.submit(guarded)
         except RuntimeError:  # closed: the window is going away
@@ -119,7 +120,7 @@ class PortManager(QObject):
         try:
             inputs, outputs = list_ports()
         except Exception as exc:
-            self._emit("errorOccurred", f"MIDI ports: {_one_line(exc)}")
+            self._emit("errorOccurred", f"MIDI ports: {one_line(exc)}")
             return
         self._emit("portsListed", list(inputs), list(outputs))
 
@@ -134,7 +135,7 @@ class PortManager(QObject):
             self.input_port = open_input(None if name == VIRTUAL else name, self.midi_in,
                                          virtual=name == VIRTUAL)
         except Exception as exc:
-            self._emit("errorOccurred", _one_line(exc))
+            self._emit("errorOccurred", one_line(exc))
             self._emit("inputOpened", name, False)
             return
         self.input_name = name
@@ -152,12 +153,12 @@ class PortManager(QObject):
             try:
                 port = open_output(None if name == VIRTUAL else name, virtual=name == VIRTUAL)
             except Exception as exc:
-                self._emit("errorOccurred", _one_line(exc))
+                self._emit("errorOccurred", one_line(exc))
                 ok = False
         try:
             all_notes_off(self.sink.send)  # nothing left hanging on the port we leave
         except Exception as exc:
-            self._emit("errorOccurred", f"MIDI out: {_one_line(exc)}")
+            self._emit("errorOccurred", f"MIDI out: {one_line(exc)}")
         old = self.sink.set_target(port)
         _close_port(old)
         self.output_name = name if port is not None else None
@@ -168,11 +169,6 @@ class PortManager(QObject):
             getattr(self, signal).emit(*args)
         except RuntimeError:  # the window (and this object) were deleted meanwhile
             pass
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _close_port(port) -> None:

@@ -70,17 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     window.bridge.set_output_sink(NullSink())
     window.resize(1280, 800)
     window.show()
-    if not wait_for(app, lambda: window.bridge.engine is not None, 120):
+    if not wait_for(app, lambda: window.bridge.snapshot is not None and window.bridge.snapshot.model is not None, 120):
         print(f"screenshots: the model did not load: {window.last_error}", file=sys.stderr)
         return 1
     spin(app, 0.5)
     window.grab().save(str(out / "main-window-idle.png"))
 
     # A take: the phrase in time through the engine's MIDI callback, then Continue.
-    window.trigger_combo.setCurrentIndex(window.trigger_combo.findData("button"))
-    window.variations.setValue(3)
+    window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
+    window.continuation.variations.setValue(3)
     window.bridge.update_settings(seed=7)
-    beat = 60.0 / window.tempo.value()
+    beat = 60.0 / window.time_controls.tempo.value()
     for pitch, beats in PHRASE:
         window.bridge.midi_in(mido.Message("note_on", note=pitch, velocity=72))
         spin(app, beats * beat * 0.9)

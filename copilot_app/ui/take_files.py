@@ -5,8 +5,9 @@ file is written before that, on a worker thread, into a cache folder under
 the system temp folder, so starting a drag only builds the mime data from a
 path that exists. File > Export take… writes the same bytes where the user
 says, on the same worker. Files are named after the take
-(``copilot-take-3-v1.mid``), which is the clip name DAWs show; each engine
-gets its own sub-folder because take numbers start again with a new engine.
+(``copilot-take-3-v1.mid``), which is the clip name DAWs show; take numbers
+never repeat within a session, and each app run gets its own folder. A take
+is written in the tempo and meter it was made in (it carries them).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from copilot_app.engine.clock import Meter
-from copilot_app.engine.session import Take
+from copilot_app.engine.session_model import Take
 from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.midi_io import write_notes
 from model.tokens.performance import GridNote
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 TRACK_NAME = "Composer Copilot"
 
 
-def take_grid_notes(take: Take, index: int, meter: Meter) -> list[GridNote]:
+def take_grid_notes(take: Take, index: int, meter: Meter | None = None) -> list[GridNote]:
     """A variation's notes shifted so the file starts on the bar line before the take."""
+    meter = meter or take.meter
     bar_ticks = int(round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER))
     start_tick = int(round(take.start_quarters * TICKS_PER_QUARTER))
     origin = (start_tick // bar_ticks) * bar_ticks if bar_ticks > 0 else start_tick
@@ -55,11 +57,12 @@ def _restrikes_end_notes(notes: list[GridNote]) -> list[GridNote]:
     return [n for n in out if n.duration > 0]
 
 
-def write_take(path: str | Path, take: Take, index: int, meter: Meter, tempo_qpm: float) -> Path:
-    """Write one variation as a type-1 .mid (atomic: temp file + rename)."""
+def write_take(path: str | Path, take: Take, index: int) -> Path:
+    """Write one variation, in the take's tempo and meter, as a type-1 .mid (atomic: temp file + rename)."""
     path = Path(path)
-    write_notes(path, take_grid_notes(take, index, meter), [(0, meter.numerator, meter.denominator)],
-                tempo_qpm, name=f"{TRACK_NAME} take {take.number}")
+    meter = take.meter
+    write_notes(path, take_grid_notes(take, index), [(0, meter.numerator, meter.denominator)],
+                take.tempo_bpm, name=f"{TRACK_NAME} take {take.number}")
     return path
 
 
@@ -78,36 +81,33 @@ class TakeFiles:
 
     ``add`` may be called from any thread (the engine thread calls it when a
     take is complete); ``path`` and ``path_or_write`` from the GUI thread.
-    A take's file reflects the meter and tempo the take was made in.
+    Takes are known by number: numbers never repeat within a session.
     """
 
     def __init__(self, folder: Path | None = None) -> None:
         self._root = folder
         self._lock = threading.Lock()
-        # id(take) -> (take, meter, tempo, {index: future of the path}); the take
-        # is kept so its id is never reused while the entry exists.
-        self._files: dict[int, tuple[Take, Meter, float, str, dict[int, Future]]] = {}
+        self._files: dict[int, dict[int, Future]] = {}  # take number -> {variation: future of the path}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copilot-files")
 
-    def add(self, take: Take, meter: Meter, tempo_qpm: float, tag: str = "0") -> None:
+    def add(self, take: Take) -> None:
         """Queue every variation of a complete take for writing; returns at once."""
         with self._lock:
-            entry = self._files.get(id(take))
-            if entry is not None and entry[0] is take:
+            if take.number in self._files:
                 return
             futures: dict[int, Future] = {}
-            self._files[id(take)] = (take, meter, tempo_qpm, tag, futures)
+            self._files[take.number] = futures
             for index in range(len(take.variations)):
                 try:
-                    futures[index] = self._worker.submit(self._write, take, index, meter, tempo_qpm, tag)
+                    futures[index] = self._worker.submit(self._write, take, index)
                 except RuntimeError:  # closed
                     return
 
-    def path(self, take: Take, index: int) -> Path | None:
+    def path(self, take: Take | int, index: int) -> Path | None:
         """The written file, or None if it is not written (yet, or the write failed)."""
+        number = take.number if isinstance(take, Take) else take
         with self._lock:
-            entry = self._files.get(id(take))
-            future = entry[4].get(index) if entry is not None and entry[0] is take else None
+            future = self._files.get(number, {}).get(index)
         if future is None or not future.done() or future.exception() is not None:
             return None
         return future.result()
@@ -116,7 +116,7 @@ class TakeFiles:
         """Every variation of ``take`` has its file (tests, status)."""
         return all(self.path(take, i) is not None for i in range(len(take.variations)))
 
-    def path_or_write(self, take: Take, index: int, meter: Meter, tempo_qpm: float) -> Path:
+    def path_or_write(self, take: Take, index: int) -> Path:
         """The file for a drag: the one written in the background, else written now.
 
         The synchronous write is a fallback only: a drag that starts before
@@ -126,31 +126,14 @@ class TakeFiles:
         now; one small .mid is a millisecond or two.
         """
         ready = self.path(take, index)
-        if ready is not None:
-            return ready
-        with self._lock:
-            entry = self._files.get(id(take))
-        if entry is not None and entry[0] is take:
-            _t, meter, tempo_qpm, tag, _f = entry
-        else:
-            tag = "0"
-        return self._write(take, index, meter, tempo_qpm, tag)
+        return ready if ready is not None else self._write(take, index)
 
-    def export(self, path: str | Path, take: Take, index: int, meter: Meter, tempo_qpm: float,
+    def export(self, path: str | Path, take: Take, index: int,
                done: Callable[[Path | None, str | None], None]) -> None:
-        """Write a take where the user said, on the worker; ``done(path, error)`` is called there.
-
-        A take made here is written in its own meter and tempo, like its drag
-        file; ``meter`` and ``tempo_qpm`` are for a take that never came through ``add``.
-        """
-        with self._lock:
-            entry = self._files.get(id(take))
-        if entry is not None and entry[0] is take:
-            meter, tempo_qpm = entry[1], entry[2]
-
+        """Write a take where the user said, on the worker; ``done(path, error)`` is called there."""
         def work() -> None:
             try:
-                written = write_take(path, take, index, meter, tempo_qpm)
+                written = write_take(path, take, index)
             except Exception as exc:
                 done(None, str(exc) or type(exc).__name__)
                 return
@@ -160,30 +143,26 @@ class TakeFiles:
         except RuntimeError:
             done(None, "the app is closing")
 
-    def forget(self, take: Take) -> None:
+    def forget(self, take: Take | int) -> None:
         """Stop tracking a discarded take (its files stay: a DAW may still read them)."""
+        number = take.number if isinstance(take, Take) else take
         with self._lock:
-            entry = self._files.get(id(take))
-            if entry is not None and entry[0] is take:
-                del self._files[id(take)]
+            self._files.pop(number, None)
 
     def close(self) -> None:
         self._worker.shutdown(wait=False)
 
     # -- worker thread ---------------------------------------------------------
-    def _folder(self, tag: str) -> Path:
+    def _folder(self) -> Path:
         with self._lock:  # the worker and a drag's fallback may both get here first
             if self._root is None:
-                # One folder per app run: take numbers repeat across runs and engines.
+                # One folder per app run: take numbers start again in the next run.
                 self._root = Path(tempfile.mkdtemp(prefix="run-", dir=drag_folder()))
-            root = self._root
-        folder = root / f"engine-{tag}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+            return self._root
 
-    def _write(self, take: Take, index: int, meter: Meter, tempo_qpm: float, tag: str) -> Path:
+    def _write(self, take: Take, index: int) -> Path:
         try:
-            return write_take(self._folder(tag) / take_file_name(take, index), take, index, meter, tempo_qpm)
+            return write_take(self._folder() / take_file_name(take, index), take, index)
         except Exception:
             log.exception("writing take %s", take.number)
             raise

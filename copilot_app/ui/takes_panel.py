@@ -1,5 +1,11 @@
 """The takes list: audition, accept, discard, export and drag a take into a DAW.
 
+The list renders the engine's snapshots (``render``): one row per variation
+of each take, newest take on top, "▶" on the variation auditioned last and
+"✓ accepted" on the accepted one (the two are independent: auditioning
+another variation never moves the accepted mark). Rows know takes by their
+number, which never repeats within a session.
+
 A drag carries a ``file://`` URL to a .mid written atomically (tempo, time
 signature, track name) in the app's temp folder, which is what DAWs and file
 managers accept; File > Export take… writes the same file where the user says.
@@ -12,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDrag, QPainter, QPixmap
+from PySide6.QtGui import QBrush, QColor, QDrag, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QVBoxLayout, QWidget, QApplication)
 
-from copilot_app.engine.session import Take
+from copilot_app.engine.session_model import Take, TakeView
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,10 @@ class TakeRef:
     def notes(self):
         return self.take.variations[self.index]
 
+    @property
+    def number(self) -> int:
+        return self.take.number
+
 
 def file_mime_data(path: str | Path) -> QMimeData:
     """Mime data for a drag: a file URL (and the path as text) to a .mid that exists."""
@@ -39,15 +49,17 @@ def file_mime_data(path: str | Path) -> QMimeData:
     return mime
 
 
-def describe(ref: TakeRef) -> str:
-    take = ref.take
-    n = len(ref.notes)
-    text = f"Take {take.number} · var {ref.index + 1}/{len(take.variations)} · {n} note{'s' * (n != 1)}"
+def describe(view: TakeView, index: int) -> str:
+    take = view.take
+    n = len(take.variations[index])
+    text = f"Take {take.number} · var {index + 1}/{len(take.variations)} · {n} note{'s' * (n != 1)}"
     marks = []
-    if take.chosen == ref.index:
-        marks.append("▶" if not take.accepted else "✓ accepted")
-    if take.interrupted and take.chosen == ref.index:
-        marks.append("cut")
+    if view.auditioned == index:
+        marks.append("▶")
+        if view.interrupted:
+            marks.append("cut")
+    if view.accepted == index:
+        marks.append("✓ accepted")
     return text + ("  " + " ".join(marks) if marks else "")
 
 
@@ -69,7 +81,7 @@ class TakeList(QListWidget):
         ref = item.data(Qt.ItemDataRole.UserRole)
         drag = QDrag(self)
         drag.setMimeData(self._mime_for(ref))
-        drag.setPixmap(_drag_pixmap(describe(ref)))
+        drag.setPixmap(_drag_pixmap(item.text()))
         drag.exec(Qt.DropAction.CopyAction)
 
 
@@ -153,44 +165,61 @@ class TakesPanel(QWidget):
         self.export_button.clicked.connect(lambda: self._emit(self.exportRequested))
         self.list.itemDoubleClicked.connect(lambda _i: self._emit(self.auditionRequested))
         self.list.currentItemChanged.connect(lambda *_: self._selection_changed())
+        self._views: dict[int, TakeView] = {}   # take number -> as the last snapshot had it
+        self._discarded: set[int] = set()
         self._update_buttons()
 
-    # -- rows -------------------------------------------------------------------
+    # -- rows ----------------------------------------------------------------------
     def refs(self) -> list[TakeRef]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 
     def takes(self) -> list[Take]:
-        seen: list[Take] = []
+        """The takes listed, newest first."""
+        seen: dict[int, Take] = {}
         for ref in self.refs():
-            if not any(t is ref.take for t in seen):
-                seen.append(ref.take)
-        return seen
+            seen.setdefault(ref.take.number, ref.take)
+        return list(seen.values())
 
-    def show_take(self, take: Take) -> None:
-        """Add a new take's rows, or refresh the rows of one already listed."""
-        rows = [i for i in range(self.list.count())
-                if self.list.item(i).data(Qt.ItemDataRole.UserRole).take is take]
-        if rows:
-            for i in rows:
-                item = self.list.item(i)
-                item.setText(describe(item.data(Qt.ItemDataRole.UserRole)))
-                _style(item)
-            return
-        first = None
-        for index in range(len(take.variations)):
-            ref = TakeRef(take, index)
-            item = QListWidgetItem(describe(ref))
-            item.setData(Qt.ItemDataRole.UserRole, ref)
-            item.setToolTip("Double-click to audition; drag into a DAW")
-            _style(item)
-            self.list.insertItem(index, item)  # newest take on top
-            first = first or item
-        self.list.setCurrentItem(first)
-        self._update_buttons()
+    def view(self, number: int) -> TakeView | None:
+        return self._views.get(number)
 
-    def remove_take(self, take: Take) -> None:
+    def render(self, views: tuple[TakeView, ...]) -> list[Take]:
+        """Show the session's takes as the snapshot has them; returns the takes new to the list."""
+        wanted = {v.take.number: v for v in views if v.take.number not in self._discarded}
         for i in reversed(range(self.list.count())):
-            if self.list.item(i).data(Qt.ItemDataRole.UserRole).take is take:
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole).number not in wanted:
+                self.list.takeItem(i)
+        new = []
+        for number, view in wanted.items():
+            if number in self._views:
+                self._views[number] = view
+                continue
+            self._views[number] = view
+            new.append(view.take)
+            for index in range(len(view.take.variations)):
+                item = QListWidgetItem()
+                item.setData(Qt.ItemDataRole.UserRole, TakeRef(view.take, index))
+                item.setToolTip("Double-click to audition; drag into a DAW")
+                self.list.insertItem(index, item)  # newest take on top
+        for number in list(self._views):
+            if number not in wanted:
+                del self._views[number]
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            ref = item.data(Qt.ItemDataRole.UserRole)
+            view = self._views[ref.number]
+            item.setText(describe(view, ref.index))
+            _style(item, view, ref.index)
+        self._update_buttons()
+        return new
+
+    def remove_take(self, take: Take | int) -> None:
+        """Drop a take's rows now (discarded: a snapshot sent before the discard must not bring them back)."""
+        number = take.number if isinstance(take, Take) else take
+        self._discarded.add(number)
+        self._views.pop(number, None)
+        for i in reversed(range(self.list.count())):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole).number == number:
                 self.list.takeItem(i)
         self._update_buttons()
 
@@ -198,10 +227,11 @@ class TakesPanel(QWidget):
         item = self.list.currentItem()
         return None if item is None else item.data(Qt.ItemDataRole.UserRole)
 
-    def select(self, take: Take, index: int) -> None:
+    def select(self, take: Take | int, index: int) -> None:
+        number = take.number if isinstance(take, Take) else take
         for i in range(self.list.count()):
             ref = self.list.item(i).data(Qt.ItemDataRole.UserRole)
-            if ref.take is take and ref.index == index:
+            if ref.number == number and ref.index == index:
                 self.list.setCurrentRow(i)
                 return
 
@@ -225,10 +255,9 @@ class TakesPanel(QWidget):
         self.handle.setEnabled(has)
 
 
-def _style(item: QListWidgetItem) -> None:
-    ref: TakeRef = item.data(Qt.ItemDataRole.UserRole)
+def _style(item: QListWidgetItem, view: TakeView, index: int) -> None:
     font = item.font()
-    font.setBold(ref.take.chosen == ref.index)
+    font.setBold(view.auditioned == index)
     item.setFont(font)
-    if ref.take.accepted and ref.take.chosen == ref.index:
-        item.setForeground(QColor("#2e9d5b"))
+    # An empty brush: the palette's text colour again once the mark moves away.
+    item.setForeground(QBrush(QColor("#2e9d5b")) if view.accepted == index else QBrush())

@@ -1,0 +1,141 @@
+"""The "Continuation" box: when to answer, how long, and how adventurous.
+
+Trigger (after silence, soft pedal, lowest key, or the button only), length
+in bars, temperature and top-p sliders, and under "Advanced" top-k, the
+number of variations and where an answer starts. Each change goes out as
+``changed({field: value})`` with the engine's ``SessionSettings`` field
+names; the sliders start at the engine's defaults.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QSpinBox,
+                               QToolButton, QWidget)
+
+from copilot_app.engine.session import START_MODES, SessionSettings
+from model.tokens.config import PITCH_RANGE
+
+TRIGGERS = [("silence", "After silence"), ("pedal", "Soft pedal (CC 67)"),
+            ("key", "Lowest key A0"), ("button", "Continue button only")]
+SOFT_PEDAL_CC = 67
+LOWEST_KEY = PITCH_RANGE[0]  # A0, the piano's lowest key
+HUNDREDTHS = 100  # the sliders count in hundredths
+_DEFAULTS = SessionSettings()
+
+
+class ContinuationSettings(QWidget):
+    """The settings box (see module docstring)."""
+
+    changed = Signal(dict)          # SessionSettings fields -> new values
+    triggerModeChanged = Signal(str, float)  # mode, silence beats (for saving)
+    advancedToggled = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.trigger_combo = QComboBox()
+        for key, text in TRIGGERS:
+            self.trigger_combo.addItem(text, key)
+        self.trigger_beats = QDoubleSpinBox()
+        self.trigger_beats.setRange(0.5, 16.0)
+        self.trigger_beats.setSingleStep(0.5)
+        self.trigger_beats.setValue(_DEFAULTS.trigger_beats)
+        self.trigger_beats.setSuffix(" beats")
+        self.bars = QSpinBox()
+        self.bars.setRange(1, 16)
+        self.bars.setValue(_DEFAULTS.bars)
+        self.bars.setSuffix(" bars")
+        grid.addWidget(QLabel("Answer"), 0, 0)
+        grid.addWidget(self.trigger_combo, 0, 1)
+        grid.addWidget(self.trigger_beats, 0, 2)
+        grid.addWidget(QLabel("Length"), 0, 3)
+        grid.addWidget(self.bars, 0, 4)
+
+        self.temperature = QSlider(Qt.Orientation.Horizontal)
+        self.temperature.setRange(10, 200)
+        self.temperature.setValue(round(_DEFAULTS.temperature * HUNDREDTHS))
+        self.temperature_value = QLabel(f"{_DEFAULTS.temperature:.2f}")
+        self.top_p = QSlider(Qt.Orientation.Horizontal)
+        self.top_p.setRange(50, 100)
+        self.top_p.setValue(round(_DEFAULTS.top_p * HUNDREDTHS))
+        self.top_p_value = QLabel(f"{_DEFAULTS.top_p:.2f}")
+        for label in (self.temperature_value, self.top_p_value):
+            label.setMinimumWidth(34)
+        self.temperature.setToolTip("0.5–0.7 conservative · 0.8–0.9 balanced · 1.0–1.5 adventurous")
+        grid.addWidget(QLabel("Temperature"), 1, 0)
+        grid.addWidget(self.temperature, 1, 1, 1, 3)
+        grid.addWidget(self.temperature_value, 1, 4)
+        grid.addWidget(QLabel("Top-p"), 2, 0)
+        grid.addWidget(self.top_p, 2, 1, 1, 3)
+        grid.addWidget(self.top_p_value, 2, 4)
+
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        grid.addWidget(self.advanced_toggle, 3, 0)
+        self.advanced = QWidget()
+        adv = QHBoxLayout(self.advanced)
+        adv.setContentsMargins(0, 0, 0, 0)
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 500)
+        self.top_k.setValue(_DEFAULTS.top_k)
+        self.top_k.setSpecialValueText("off")
+        self.variations = QSpinBox()
+        self.variations.setRange(1, 8)
+        self.variations.setValue(_DEFAULTS.variations)
+        self.start_on = QComboBox()
+        self.start_on.addItems(list(START_MODES))
+        self.start_on.setCurrentText(_DEFAULTS.start_on)
+        for text, w in (("Top-k", self.top_k), ("Variations", self.variations), ("Start on", self.start_on)):
+            adv.addWidget(QLabel(text))
+            adv.addWidget(w)
+        adv.addStretch(1)
+        self.advanced.setVisible(False)
+        grid.addWidget(self.advanced, 3, 1, 1, 4)
+
+        self.trigger_combo.currentIndexChanged.connect(lambda _i: self._trigger_changed())
+        self.trigger_beats.valueChanged.connect(lambda _v: self._trigger_changed())
+        self.bars.valueChanged.connect(lambda v: self.changed.emit({"bars": v}))
+        self.temperature.valueChanged.connect(self._temperature_changed)
+        self.top_p.valueChanged.connect(self._top_p_changed)
+        self.top_k.valueChanged.connect(lambda v: self.changed.emit({"top_k": v}))
+        self.variations.valueChanged.connect(lambda v: self.changed.emit({"variations": v}))
+        self.start_on.currentTextChanged.connect(lambda v: self.changed.emit({"start_on": v}))
+        self.advanced_toggle.toggled.connect(self._advanced_toggled)
+
+    def trigger_mode(self) -> str:
+        return self.trigger_combo.currentData()
+
+    def values(self) -> dict:
+        """Every setting this box controls, as SessionSettings fields."""
+        return {"bars": self.bars.value(), "temperature": self.temperature.value() / HUNDREDTHS,
+                "top_p": self.top_p.value() / HUNDREDTHS, "top_k": self.top_k.value(),
+                "variations": self.variations.value(), "start_on": self.start_on.currentText(),
+                **self._trigger_settings()}
+
+    def _trigger_settings(self) -> dict:
+        mode = self.trigger_mode()
+        return {"trigger_beats": self.trigger_beats.value() if mode == "silence" else 0.0,
+                "trigger_cc": SOFT_PEDAL_CC if mode == "pedal" else None,
+                "trigger_key": LOWEST_KEY if mode == "key" else None}
+
+    def _trigger_changed(self) -> None:
+        self.trigger_beats.setEnabled(self.trigger_mode() == "silence")
+        self.changed.emit(self._trigger_settings())
+        self.triggerModeChanged.emit(self.trigger_mode(), self.trigger_beats.value())
+
+    def _temperature_changed(self, v: int) -> None:
+        self.temperature_value.setText(f"{v / HUNDREDTHS:.2f}")
+        self.changed.emit({"temperature": v / HUNDREDTHS})
+
+    def _top_p_changed(self, v: int) -> None:
+        self.top_p_value.setText(f"{v / HUNDREDTHS:.2f}")
+        self.changed.emit({"top_p": v / HUNDREDTHS})
+
+    def _advanced_toggled(self, on: bool) -> None:
+        self.advanced.setVisible(on)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.advancedToggled.emit(on)

@@ -1,0 +1,88 @@
+"""Every QSettings key of the window, typed, with its default, in one place.
+
+The defaults are not written here a second time: the sampling and trigger
+ones come from the engine's ``SessionSettings``, the tempo and meter from
+the engine's timeline. A key reads back as its default's type (QSettings
+hands back strings from an ini file), and a value that does not parse
+falls back to the default instead of breaking start-up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from copilot_app.engine.session import SessionSettings
+from copilot_app.engine.session_model import DEFAULT_BPM
+
+T = TypeVar("T")
+_ENGINE = SessionSettings()
+
+
+@dataclass(frozen=True)
+class Key(Generic[T]):
+    name: str
+    default: T
+
+    def parse(self, raw: object) -> T:
+        kind = type(self.default)
+        if raw is None:
+            return self.default
+        try:
+            if kind is bool:
+                if isinstance(raw, str):
+                    return raw.lower() in ("1", "true", "yes", "on")  # type: ignore[return-value]
+                return bool(raw)  # type: ignore[return-value]
+            if kind in (int, float, str):
+                return kind(raw)  # type: ignore[return-value, call-arg]
+        except (TypeError, ValueError):
+            return self.default
+        return raw  # type: ignore[return-value]
+
+
+class Keys:
+    """The keys (see module docstring); ``name`` is what the settings file holds."""
+
+    GEOMETRY: Key[QByteArray | None] = Key("window/geometry", None)
+    BPM = Key("time/bpm", DEFAULT_BPM)
+    METER = Key("time/meter", "4/4")
+    CLOCK = Key("time/clock", "internal")
+    METRONOME = Key("time/metronome", False)
+    TRIGGER_MODE = Key("trigger/mode", "silence")
+    TRIGGER_BEATS = Key("trigger/beats", _ENGINE.trigger_beats)
+    BARS = Key("sampling/bars", _ENGINE.bars)
+    TEMPERATURE = Key("sampling/temperature", _ENGINE.temperature)
+    TOP_P = Key("sampling/top_p", _ENGINE.top_p)
+    TOP_K = Key("sampling/top_k", _ENGINE.top_k)
+    VARIATIONS = Key("sampling/variations", _ENGINE.variations)
+    START_ON = Key("sampling/start_on", _ENGINE.start_on)
+    ADVANCED = Key("ui/advanced", False)
+    TYPING = Key("ui/typing", True)
+    PORT_IN = Key("ports/in", "")
+    PORT_OUT = Key("ports/out", "")
+    MODEL_PATH = Key("model/path", "")
+
+
+class SettingsStore:
+    """The window's QSettings behind typed keys.
+
+    Writes are dropped while the window restores its controls (restoring must
+    not rewrite what it reads) and when ``persist`` is off (screenshots).
+    """
+
+    def __init__(self, settings: QSettings, persist: bool = True) -> None:
+        self.qsettings = settings
+        self.persist = persist
+        self.restoring = False
+
+    def get(self, key: Key[T]) -> T:
+        return key.parse(self.qsettings.value(key.name))
+
+    def put(self, key: Key[T], value: T) -> None:
+        if self.persist and not self.restoring:
+            self.qsettings.setValue(key.name, value)
+
+    def sync(self) -> None:
+        if self.persist:
+            self.qsettings.sync()
