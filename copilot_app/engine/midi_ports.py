@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import mido
 import rtmidi
@@ -136,29 +137,33 @@ def open_input(name: str | None, callback: Callable[[mido.Message], None], *,
     The callback runs on rtmidi's thread: it must only enqueue.
     """
     api = api if api is not None else choose_api()
-    try:
+    with _port_errors("input", name):
         if virtual:
             return RtInput(name or VIRTUAL_IN, callback, virtual=True, api=api)
         resolved = _match(name, list_ports(api)[0], "input")
         return RtInput(resolved, callback, virtual=False, api=api)
-    except MidiPortError:
-        raise
-    except Exception as exc:
-        raise MidiPortError(f"cannot open MIDI input {name!r}: {exc}") from exc
 
 
 def open_output(name: str | None, *, virtual: bool = False,
                 api: str | None = None) -> mido.ports.BaseOutput:
     """Open an output by name (or a virtual one named ``name``)."""
     b = backend(api)
-    try:
+    with _port_errors("output", name):
         if virtual:
             return b.open_output(name or VIRTUAL_OUT, virtual=True, client_name=CLIENT_NAME)
         return b.open_output(_match(name, b.get_output_names(), "output"))
+
+
+@contextmanager
+def _port_errors(kind: str, name: str | None) -> Iterator[None]:
+    """Whatever the MIDI backend raises while opening a port becomes one
+    MidiPortError that names the port (the app shows it as one line)."""
+    try:
+        yield
     except MidiPortError:
         raise
     except Exception as exc:
-        raise MidiPortError(f"cannot open MIDI output {name!r}: {exc}") from exc
+        raise MidiPortError(f"cannot open MIDI {kind} {name!r}: {exc}") from exc
 
 
 def _match(name: str | None, available: list[str], kind: str) -> str:
