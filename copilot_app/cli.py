@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--virtual", action="store_true",
                    help="create virtual ports 'Composer Copilot In/Out' for a DAW to connect to")
     p.add_argument("--list-ports", action="store_true", help="list MIDI ports and exit")
-    p.add_argument("--tempo", type=float, default=120.0, help="internal tempo in BPM")
+    p.add_argument("--tempo", type=float, default=120.0,
+                   help="internal tempo in BPM (quarter notes a minute, as DAWs count)")
     p.add_argument("--meter", default="4/4", help="internal meter, e.g. 3/4")
     p.add_argument("--trigger-beats", type=float, default=2.0,
                    help="answer after this many beats of silence (0: only on the trigger key)")
