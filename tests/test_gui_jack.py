@@ -67,7 +67,7 @@ def test_window_on_virtual_jack_ports(qtbot, tmp_path, tiny_model):  # noqa: F81
             qtbot.wait(200)
             keys.send(mido.Message("note_off", note=pitch))
             qtbot.wait(30)
-        qtbot.waitUntil(lambda: [n.pitch for n in window.roll.state.player] == [60, 64, 67, 72], timeout=10000)
+        qtbot.waitUntil(lambda: [n.pitch for n in window.roll.state.played] == [60, 64, 67, 72], timeout=10000)
         window.act_continue.trigger()
         got: list[mido.Message] = []
 

@@ -152,9 +152,9 @@ def test_a_played_phrase_shows_in_the_roll_and_the_silence_answers_with_a_take(w
     phrase = [60, 62, 64, 65, 67, 69]
     play(window, qtbot, phrase)
     # The roll shows the player's notes, closed, in order, on the session's time line.
-    qtbot.waitUntil(lambda: len(window.roll.state.player) == len(phrase)
-                    and all(n.end is not None for n in window.roll.state.player), timeout=5000)
-    notes = window.roll.state.player
+    qtbot.waitUntil(lambda: len(window.roll.state.played) == len(phrase)
+                    and all(n.end is not None for n in window.roll.state.played), timeout=5000)
+    notes = window.roll.state.played
     assert [n.pitch for n in notes] == phrase
     assert all(a.start < b.start for a, b in zip(notes, notes[1:]))
     # Nobody pressed anything: the silence trigger answers.
@@ -218,8 +218,8 @@ def test_on_screen_keyboard_and_musical_typing_feed_the_engine(window, qtbot):
     qtbot.keyPress(window.roll, Qt.Key.Key_X)   # octave up
     qtbot.keyPress(window.roll, Qt.Key.Key_A)   # C5
     qtbot.keyRelease(window.roll, Qt.Key.Key_A)
-    qtbot.waitUntil(lambda: len(window.roll.state.player) == 3, timeout=5000)
-    assert [n.pitch for n in window.roll.state.player] == [60, 67, 72]
+    qtbot.waitUntil(lambda: len(window.roll.state.played) == 3, timeout=5000)
+    assert [n.pitch for n in window.roll.state.played] == [60, 67, 72]
     qtbot.waitUntil(lambda: session(window).stats.notes_in == 3, timeout=5000)
     # The keyboard has no sound of its own: its notes are echoed to the output.
     assert [m.note for m in window.sink.note_ons()][:3] == [60, 67, 72]
@@ -334,8 +334,8 @@ def test_open_phrase_continues_a_midi_file(window, qtbot):
     qtbot.waitUntil(lambda: bool(window.takes.refs()), timeout=30000)
     take = window.takes.selected().take
     assert take is session(window).takes[-1]
-    assert len(window.roll.state.player) > 20  # the file's notes are drawn as "yours"
-    assert max(n.start for n in window.roll.state.player) < take.start_quarters
+    assert len(window.roll.state.played) > 20  # the file's notes are drawn as "yours"
+    assert max(n.start for n in window.roll.state.played) < take.start_quarters
     assert take.start_quarters % 4 == 0     # on a bar line
     window.continue_file(str(REPO / "README.md"))
     qtbot.waitUntil(lambda: window.last_error is not None and "MIDI" in window.last_error, timeout=10000)
@@ -365,7 +365,7 @@ def test_an_opened_file_is_what_continue_answers_in_its_tempo_and_meter(window, 
     assert window.time_controls.meter_combo.currentText() == "2/4"
     timeline = window.bridge.snapshot.timeline
     assert timeline.bpm == pytest.approx(104.0) and (timeline.meter.numerator, timeline.meter.denominator) == (2, 4)
-    assert [n.pitch for n in window.roll.state.player] == SCALE   # the roll starts over with the file
+    assert [n.pitch for n in window.roll.state.played] == SCALE   # the roll starts over with the file
     assert window.bridge.snapshot.phrase.source == "file"
     window.activateWindow()
     window.act_continue.trigger()              # Space, later: the file again, not the live context

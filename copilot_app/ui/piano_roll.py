@@ -44,7 +44,7 @@ class RollNote:
 
 @dataclass
 class RollState:
-    player: list[RollNote] = field(default_factory=list)
+    played: list[RollNote] = field(default_factory=list)  # your notes
     takes: list[TakeView] = field(default_factory=list)  # the takes of this timeline, as last sent
 
 
@@ -64,7 +64,7 @@ class PianoRoll(QWidget):
     # -- data -------------------------------------------------------------------
     def note_on(self, quarters: float, pitch: int) -> None:
         self.close_note(quarters, pitch)  # a re-strike ends the previous one
-        self.state.player.append(RollNote(quarters, None, pitch))
+        self.state.played.append(RollNote(quarters, None, pitch))
         self._trim()
         self.update()
 
@@ -73,19 +73,19 @@ class PianoRoll(QWidget):
         self.update()
 
     def close_note(self, quarters: float, pitch: int) -> None:
-        for note in reversed(self.state.player):
+        for note in reversed(self.state.played):
             if note.pitch == pitch and note.end is None:
                 note.end = max(quarters, note.start + 1 / 24)
                 return
 
     def release_all(self, quarters: float) -> None:
-        for note in self.state.player:
+        for note in self.state.played:
             if note.end is None:
                 note.end = max(quarters, note.start + 1 / 24)
         self.update()
 
     def add_phrase(self, notes: list[tuple[float, float, int]]) -> None:
-        self.state.player.extend(RollNote(s, e, p) for s, e, p in notes)
+        self.state.played.extend(RollNote(s, e, p) for s, e, p in notes)
         self.update()
 
     def show_takes(self, views: list[TakeView]) -> None:
@@ -115,12 +115,12 @@ class PianoRoll(QWidget):
 
     def _trim(self) -> None:
         # Keep a long session cheap to paint: the last few thousand notes are plenty.
-        if len(self.state.player) > 4000:
-            del self.state.player[:1000]
+        if len(self.state.played) > 4000:
+            del self.state.played[:1000]
 
     # -- geometry ---------------------------------------------------------------
     def content_end(self) -> float:
-        ends = [n.end if n.end is not None else self.playhead for n in self.state.player]
+        ends = [n.end if n.end is not None else self.playhead for n in self.state.played]
         for take in self.state.takes:
             ends += [(n.start + n.duration) / 24 for n in _shown(take)]
         return max(ends, default=0.0)
@@ -135,13 +135,13 @@ class PianoRoll(QWidget):
         phrase and answer instead of scrolling on into emptiness.
         """
         bar = self.bar_quarters
-        has_content = bool(self.state.player or self.state.takes)
+        has_content = bool(self.state.played or self.state.takes)
         content = self.content_end()
         idle = has_content and self.playhead > content + IDLE_BARS * bar
         focus = content if idle else max(self.playhead, content)
         right_bar = math.floor(focus / bar + 1e-9) + 2
         reach = (right_bar - MAX_BARS) * bar
-        starts = [n.start for n in self.state.player
+        starts = [n.start for n in self.state.played
                   if (n.end if n.end is not None else self.playhead) >= reach]
         starts += [n.start / 24 for t in self.state.takes for n in _shown(t) if (n.start + n.duration) / 24 >= reach]
         if not starts:  # nothing in reach: a plain page that follows the playhead
@@ -156,7 +156,7 @@ class PianoRoll(QWidget):
         return left_bar * bar, right_bar * bar
 
     def pitch_range(self, left: float, right: float) -> tuple[int, int]:
-        pitches = [n.pitch for n in self.state.player
+        pitches = [n.pitch for n in self.state.played
                    if (n.end if n.end is not None else self.playhead) >= left and n.start <= right]
         for take in self.state.takes:
             pitches += [n.pitch for n in _shown(take) if left <= n.start / 24 <= right]
@@ -217,7 +217,7 @@ class PianoRoll(QWidget):
             q += beat
 
         # notes: yours, then the takes (the selected one on top)
-        for note in self.state.player:
+        for note in self.state.played:
             end = note.end if note.end is not None else self.playhead
             if end < left or note.start > right or not low <= note.pitch <= high:
                 continue
@@ -236,7 +236,7 @@ class PianoRoll(QWidget):
                     continue
                 self._note(p, x_of(s), x_of(e), y_of(n.pitch), lane_h, colour, outline=outline)
 
-        if not self.state.player and not self.state.takes:
+        if not self.state.played and not self.state.takes:
             p.setPen(QColor("#9aa1ab"))
             p.drawText(QRectF(GUTTER, top, roll_w, h - top), Qt.AlignmentFlag.AlignCenter, EMPTY_HINT)
 
