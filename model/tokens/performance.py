@@ -3,8 +3,9 @@
 Shared by the file codec (``midi_io``) and the live streaming encoder
 (``streaming``) so that a file and its replay give the same notes.
 
-Time unit of events: **beats = quarter notes** (float) since the start of the
-piece/session, as the app's clock reports them after applying the tempo.
+Time unit of events: **quarter notes** (float) since the start of the
+piece/session, as the app's clock reports them after applying the tempo (a
+"beat" is the meter's, as in the engine: a quarter in 4/4, an eighth in 6/8).
 Tempo itself is not tokenized; it belongs to the clock and to playback.
 
 Rules (the same offline and live):
@@ -54,7 +55,7 @@ _POS_PER_BEAT = max(BEAT_RES.values())
 
 
 class PerfEvent(NamedTuple):
-    """One performance event; ``time`` in beats (quarter notes).
+    """One performance event; ``time`` in quarter notes.
 
     note_on: a=pitch, b=velocity (0 means note-off); note_off: a=pitch;
     pedal: a=CC64 value; meter: a=numerator, b=denominator.
@@ -67,7 +68,7 @@ class PerfEvent(NamedTuple):
 
 
 class RawNote(NamedTuple):
-    """A note off the grid: onset and end in beats."""
+    """A note off the grid: onset and end in quarter notes."""
 
     start: float
     end: float
@@ -167,11 +168,11 @@ class MeterMap:
         starts = [s.start for s in self.sections]
         return self.sections[max(0, bisect.bisect_right(starts, tick) - 1)]
 
-    def change(self, beats: float, num: int, den: int) -> int:
-        """Apply a meter change at the first bar line >= ``beats``; returns its tick."""
+    def change(self, quarters: float, num: int, den: int) -> int:
+        """Apply a meter change at the first bar line >= ``quarters``; returns its tick."""
         if not is_supported_meter(num, den):
             raise UnsupportedMeterError(f"time signature {num}/{den} is not supported")
-        x = beats * TICKS_PER_QUARTER
+        x = quarters * TICKS_PER_QUARTER
         sec = self.section_at(x)
         bars = max(0, math.ceil((x - sec.start) / sec.bar_ticks))
         tick = sec.start + bars * sec.bar_ticks
@@ -187,14 +188,14 @@ class MeterMap:
             self.sections.append(_Section(tick, num, den, bar))
         return tick
 
-    def quantize_onset(self, beats: float) -> int:
-        x = beats * TICKS_PER_QUARTER
+    def quantize_onset(self, quarters: float) -> int:
+        x = quarters * TICKS_PER_QUARTER
         sec = self.section_at(x)
         step = grid_step(sec.den)
         return sec.start + _round_half_up((x - sec.start) / step) * step
 
     def quantize_duration(self, onset_tick: int, end: float) -> int:
-        """Ticks from the quantized onset to the note's end (in beats) rounded
+        """Ticks from the quantized onset to the note's end (in quarter notes) rounded
         onto the onset's grid: the end rounds like an onset would, so a note
         never reaches past the quantized onset of anything struck after it
         ended (a repeat of its own pitch above all)."""
