@@ -161,3 +161,24 @@ def test_snapshots_are_immutable_and_the_engine_runs_before_a_model(tiny_model):
         snap.takes[0].take.number = 2
     assert isinstance(snap.takes[0].take.variations, tuple)
     assert snap.settings is not engine.session.settings  # a copy
+
+
+def test_the_timeline_the_gui_gets_follows_a_daws_midi_clock(tiny_model):  # noqa: F811
+    from copilot_app.engine.clock import FakeClock, MidiClockGrid
+
+    clock, snapshots = FakeClock(100.0), []
+    engine = LiveEngine(tiny_model, RecordingPort(), MidiClockGrid(), SessionSettings(trigger_beats=0),
+                        clock, on_snapshot=snapshots.append)
+    with engine:
+        engine.midi_callback(mido.Message("start"))
+        for _ in range(48):                      # two quarters at 120 BPM
+            clock.advance(60 / (120 * 24))
+            engine.midi_callback(mido.Message("clock"))
+        assert wait_until(lambda: snapshots and snapshots[-1].timeline.running
+                          and snapshots[-1].timeline.source == "midi", timeout=5)
+        clock.advance(0.6)                       # still running: re-sent within half a second
+        engine.midi_callback(mido.Message("clock"))
+        assert wait_until(lambda: abs(snapshots[-1].timeline.quarters_at(clock.now())
+                                      - engine.session.quarters_at(clock.now())) < 0.01, timeout=5)
+        engine.midi_callback(mido.Message("stop"))
+        assert wait_until(lambda: not snapshots[-1].timeline.running, timeout=5)

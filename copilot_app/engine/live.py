@@ -69,6 +69,7 @@ class LiveEngine:
         self._inbox: "queue.Queue[Stamped | Callable[[], None] | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
         self._last_timeline_sent = 0.0
+        self._clock_running = False  # whether a DAW's MIDI clock ran at the last report
 
     # -- called from any thread ---------------------------------------------
     def midi_callback(self, msg: mido.Message) -> None:
@@ -134,7 +135,7 @@ class LiveEngine:
         def apply(s: LiveSession) -> None:
             s.set_tempo(bpm, self.clock.now())
             self._new_metronome()  # clicks planned ahead at the old tempo are dropped
-            self._publish(SessionEvent("timeline"))
+            self._publish(SessionEvent("tempo"))
         self._call(apply)
 
     def set_grid(self, meter: Meter | None = None, clock_source: str | None = None,
@@ -265,11 +266,16 @@ class LiveEngine:
             self.on_input(PlayedNote(routed.kind == "note_on", routed.pitch, self.session.quarters_at(routed.time)))
 
     def _follow_midi_clock(self) -> None:
-        """Under MIDI clock the GUI's timeline is re-sent twice a second (the DAW moves it)."""
-        if isinstance(self.session.grid, MidiClockGrid) and self.on_snapshot is not None:
-            now = self.clock.now()
-            if now - self._last_timeline_sent >= MIDI_CLOCK_REPORT_S:
-                self._publish(SessionEvent("timeline"))
+        """Under MIDI clock the GUI's timeline is re-sent while the DAW's clock moves
+        (twice a second, and at once when it starts or stops)."""
+        grid = self.session.grid
+        if not isinstance(grid, MidiClockGrid) or self.on_snapshot is None:
+            return
+        now = self.clock.now()
+        if grid.running != self._clock_running or (
+                grid.running and now - self._last_timeline_sent >= MIDI_CLOCK_REPORT_S):
+            self._clock_running = grid.running
+            self._publish(SessionEvent("tempo"))
 
     def _new_metronome(self) -> None:
         """Engine thread: clicks on the session's current grid, from the next beat."""
