@@ -381,6 +381,28 @@ def test_an_opened_file_is_what_continue_answers_in_its_tempo_and_meter(window, 
     assert session(window).grid.bpm == pytest.approx(104.0)
 
 
+def test_a_stray_short_bar_at_a_files_end_does_not_shorten_the_answer(window, qtbot, tmp_path):
+    """Three 4/4 bars and a stray 1/4 bar: "2 bars" are two 4/4 bars at the file's 90 BPM."""
+    from model.tokens.midi_io import write_notes
+    from model.tokens.performance import GridNote
+
+    path = tmp_path / "stray-bar.mid"
+    notes = [GridNote(b * 96 + i * 24, 24, 60 + 2 * i, 80) for b in range(3) for i in range(4)]
+    write_notes(path, notes + [GridNote(3 * 96, 24, 72, 80)], [(0, 4, 4), (3 * 96, 1, 4)], 90.0, name="stray")
+    window.continuation.bars.setValue(2)
+    window.continue_file(str(path))
+    qtbot.waitUntil(lambda: bool(window.takes.takes()), timeout=30000)
+    take = window.takes.takes()[0]
+    assert (take.meter.numerator, take.meter.denominator) == (4, 4)
+    assert window.time_controls.meter_combo.currentText() == "4/4"
+    assert window.time_controls.tempo.value() == pytest.approx(90.0)
+    assert take.start_quarters % 4 == 0
+    ends = [n.start + n.duration for v in take.variations for n in v]
+    assert any(n.start >= (take.start_quarters + 1) * TICKS_PER_QUARTER for v in take.variations for n in v) \
+        or not ends  # notes past the first quarter: the answer is not cut to a 1/4 bar
+    assert all(n.start < (take.start_quarters + 8) * TICKS_PER_QUARTER for v in take.variations for n in v)
+
+
 def test_accept_stays_on_its_variation_and_the_next_answer_continues_it(window, qtbot):
     """Accept variation 2, press <-: the mark stays on 2, and Continue continues variation 2."""
     window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("button"))
