@@ -40,7 +40,7 @@ import torch
 
 from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
 from copilot_app.engine.midi_input import Routed
-from copilot_app.engine.phrase_file import CONTEXT_BARS, FilePhrase
+from copilot_app.engine.phrase_file import CONTEXT_BARS, MAX_BPM, MIN_BPM, FilePhrase
 from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
 from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel, SessionSnapshot, Take,
                                               TimelineView, quarters_to_ticks)
@@ -182,7 +182,7 @@ class LiveSession:
     def snapshot(self, event: SessionEvent, metronome: bool = False) -> SessionSnapshot:
         """An immutable picture of the session for other threads (the GUI)."""
         return SessionSnapshot(event, self.library.views(), self.library.playing, self.library.phrase,
-                               TimelineView.of(self.grid, self.clock.now()), replace(self.settings),
+                               TimelineView.of(self.grid, self.clock.now(), self._timeline), replace(self.settings),
                                (self.model_name or "model") if self.runner is not None else None, metronome)
 
     # -- context ------------------------------------------------------------
@@ -304,8 +304,8 @@ class LiveSession:
         time run backwards. Under MIDI clock the DAW sets the tempo: this only
         changes the fallback used before its clock arrives.
         """
-        if not 20.0 <= bpm <= 400.0:
-            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
+        if not MIN_BPM <= bpm <= MAX_BPM:
+            raise ValueError(f"tempo {bpm} BPM is outside {MIN_BPM:g}-{MAX_BPM:g}")
         grid = self.grid
         if isinstance(grid, MidiClockGrid):
             grid.fallback_bpm = float(bpm)

@@ -35,7 +35,7 @@ from copilot_app import __version__
 from copilot_app.engine.clock import Meter
 from copilot_app.engine.midi_input import DRUM_CHANNEL
 from copilot_app.engine.session_model import SessionSnapshot
-from copilot_app.ui.continuation_settings import ContinuationSettings
+from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSettings
 from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
 from copilot_app.ui.model_menu import ModelMenu
 from copilot_app.ui.models import all_models, default_models_dir, display_name
@@ -267,8 +267,8 @@ class MainWindow(QMainWindow):
             c.trigger_combo.setCurrentIndex(max(0, c.trigger_combo.findData(store.get(Keys.TRIGGER_MODE))))
             c.trigger_beats.setValue(store.get(Keys.TRIGGER_BEATS))
             c.bars.setValue(store.get(Keys.BARS))
-            c.temperature.setValue(round(store.get(Keys.TEMPERATURE) * 100))
-            c.top_p.setValue(round(store.get(Keys.TOP_P) * 100))
+            c.temperature.setValue(round(store.get(Keys.TEMPERATURE) * HUNDREDTHS))
+            c.top_p.setValue(round(store.get(Keys.TOP_P) * HUNDREDTHS))
             c.top_k.setValue(store.get(Keys.TOP_K))
             c.variations.setValue(store.get(Keys.VARIATIONS))
             start_on = store.get(Keys.START_ON)

@@ -13,11 +13,13 @@ from typing import Generic, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from copilot_app.engine.clock import Meter
 from copilot_app.engine.session import SessionSettings
 from copilot_app.engine.session_model import DEFAULT_BPM
 
 T = TypeVar("T")
 _ENGINE = SessionSettings()
+_METER = Meter()
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Keys:
 
     GEOMETRY: Key[QByteArray | None] = Key("window/geometry", None)
     BPM = Key("time/bpm", DEFAULT_BPM)
-    METER = Key("time/meter", "4/4")
+    METER = Key("time/meter", f"{_METER.numerator}/{_METER.denominator}")
     CLOCK = Key("time/clock", "internal")
     METRONOME = Key("time/metronome", False)
     TRIGGER_MODE = Key("trigger/mode", "silence")
