@@ -28,6 +28,7 @@ from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.streaming import DecodedNote
 
 Notes = tuple[DecodedNote, ...]
+DEFAULT_BPM = 120.0  # quarters per minute of a new session's internal clock
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Take:
     start_quarters: float
     variations: tuple[Notes, ...]
     velocity: int
-    tempo_bpm: float = 120.0          # quarters per minute when it was made
+    tempo_bpm: float = DEFAULT_BPM    # quarters per minute when it was made
     meter: Meter = Meter()
     model: str = ""                   # the model that made it ("" unknown)
     timeline: int = 0                 # which timeline its ticks belong to
@@ -90,18 +91,19 @@ class TimelineView:
     """
 
     source: str = "internal"          # or "midi"
-    bpm: float = 120.0                # quarters per minute
+    bpm: float = DEFAULT_BPM          # quarters per minute
     meter: Meter = Meter()
     anchor_time: float = 0.0
     anchor_quarters: float = 0.0
     running: bool = True
+    number: int = 0                   # which timeline (takes record theirs)
 
     @classmethod
-    def of(cls, grid: InternalGrid | MidiClockGrid, now: float) -> "TimelineView":
+    def of(cls, grid: InternalGrid | MidiClockGrid, now: float, number: int = 0) -> "TimelineView":
         if isinstance(grid, MidiClockGrid):
             return cls("midi", grid.bpm, grid.meter, now,
-                       grid.beat_at(now) * grid.meter.quarters_per_beat(), grid.running)
-        return cls("internal", grid.bpm, grid.meter, grid.origin, 0.0, True)
+                       grid.beat_at(now) * grid.meter.quarters_per_beat(), grid.running, number)
+        return cls("internal", grid.bpm, grid.meter, grid.origin, 0.0, True, number)
 
     def quarters_at(self, t: float) -> float:
         if not self.running:
@@ -125,7 +127,9 @@ class PlayedNote:
 @dataclass(frozen=True)
 class SessionEvent:
     """Why a snapshot was sent: "take" (a new one), "audition", "accept",
-    "discard", "phrase", "timeline", "model", "settings", "stop", "start"."""
+    "discard", "stop", "phrase" (a file opened: a new timeline), "timeline"
+    (meter or clock source: a new timeline), "tempo" (same timeline, new
+    tempo or a DAW's clock moved), "model", "settings", "start"."""
 
     kind: str
     take: int | None = None           # the take concerned

@@ -38,6 +38,7 @@ from copilot_app.ui.take_files import TakeFiles
 
 log = logging.getLogger(__name__)
 
+
 class ForwardingSink:
     """The MIDI sink the engine writes to; the real output can be swapped at any time.
 
