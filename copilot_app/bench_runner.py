@@ -14,8 +14,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"
 # Scripts in bench/ that measure nothing: shared helpers start with "_", and
-# render_figures turns the benchmarks' JSON into the README's tables.
-NOT_BENCHMARKS = {"render_figures"}
+# render_figures turns the benchmarks' JSON into the README's tables and
+# learning_curve draws a training run's validation curve.
+NOT_BENCHMARKS = {"render_figures", "learning_curve"}
 
 
 def discover(bench_dir: Path | None = None) -> dict[str, Path]:

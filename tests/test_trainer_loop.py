@@ -174,3 +174,28 @@ def test_progress_json_lines_for_the_app(tmp_path, capsys):
     assert steps[-1]["eta_s"] == 0
     done = events[-1]
     assert done["event"] == "done" and done["steps"] == 4 and done["best_val_nll"] is not None
+
+
+def test_resume_may_shorten_the_schedule_and_still_anneal(tmp_path, capsys):
+    """A long run that will not finish in time resumes with fewer steps: it ends
+    at the new count, with the cosine brought down to its floor by then."""
+    out = str(tmp_path / "run")
+    common = ["--data", str(DATA), *TINY, "--lr", "1e-3", "--warmup", "1", "--eval-every", "2",
+              "--progress", "json", "--out", out]
+    assert _main("train", *common, "--steps", "40", "--time-budget", "0.0001") == 0
+    first = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stopped_at = [e for e in first if e["event"] == "step"][-1]["step"]
+    assert stopped_at < 40
+    assert _main("train", *common, "--resume", "--steps", str(stopped_at)) != 0  # nothing left to do
+    capsys.readouterr()
+    assert _main("train", *common, "--resume", "--steps", str(stopped_at + 4), "--time-budget", "60") == 0
+    steps = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    steps = [e for e in steps if e["event"] == "step"]
+    assert steps[-1]["step"] == stopped_at + 4 and steps[-1]["steps"] == stopped_at + 4
+    # The cosine is recomputed over the new total: far below where the old
+    # 40-step schedule stood at this step, heading for its floor.
+    from trainer.schedule import lr_at
+
+    last = steps[-1]["step"] - 1
+    assert steps[-1]["lr"] == pytest.approx(lr_at(last, 1e-3, 1, stopped_at + 4), rel=0.02)
+    assert steps[-1]["lr"] < 0.5 * lr_at(last, 1e-3, 1, 40)

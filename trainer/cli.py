@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from model.device import resolve_device
 from trainer import ddp
 from trainer.cpu_memory import keep_freed_memory
 from trainer.defaults import FINE_TUNE_BUDGET_MIN
@@ -67,17 +68,6 @@ def default_threads() -> int:
     fine-tune runs, and on a busy 2-core machine one training thread measured
     several times faster than two fighting over the cores."""
     return max(1, (os.cpu_count() or 2) - 1)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", ddp.local_rank())
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return dev
 
 
 def _say(progress: Progress, text: str, **fields: Any) -> None:
@@ -144,8 +134,14 @@ def _train(args: argparse.Namespace, device: torch.device, progress: Progress, o
     base_side: dict | None = None
     if meta is not None:
         cfg = TrainConfig(**meta["train"])
-        if args.time_budget is not None:  # the only setting a resume may change
+        # What a resume may change: the time budget, and the step count, which
+        # reshapes the rest of the cosine (a long run cut short still anneals).
+        if args.time_budget is not None:
             cfg.time_budget_s = args.time_budget * 60
+        if args.steps is not None:
+            if args.steps <= int(meta["step"]):
+                raise ValueError(f"--steps {args.steps}: the run is already at step {meta['step']}")
+            cfg.steps = args.steps
         model = _model_from_meta(meta["model"])
         ctx_len = meta["model"]["ctx_len"]
     else:

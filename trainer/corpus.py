@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from model.paths import user_cache_dir
 from model.tokens.config import TokenizerMismatchError, check_compatible, tokenizer_config
 
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -56,8 +57,7 @@ UNIT_FORMAT = 1  # bump when the per-unit cache layout changes
 
 
 def default_corpus_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "composer-copilot" / "corpus"
+    return user_cache_dir("corpus")
 
 
 @dataclass(frozen=True)

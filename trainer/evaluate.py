@@ -60,6 +60,12 @@ def read_annotations(corpus: Path) -> dict[str, dict]:
     return out
 
 
+def source_group(source: str) -> str:
+    """What eval reports a corpus source under: POP909 and each MIDI folder on
+    their own, the music21 corpus's folders (bach, oneills1850, ...) as one."""
+    return source if source == "pop909" or source.startswith("midi:") else "music21"
+
+
 def eval_sets(dirs: list[str]) -> tuple[dict[str, EvalSet], list[str]]:
     """Held-out pieces by source: a corpus's val split, or every piece of a MIDI
     folder. Files that cannot be used are skipped with their name and reason."""
@@ -73,8 +79,7 @@ def eval_sets(dirs: list[str]) -> tuple[dict[str, EvalSet], list[str]]:
             notes = read_annotations(path)
             val = load_corpus(path, splits=("val",))["val"]
             for ids, name, n in zip(val.ids, val.names, val.notes):
-                source = name.split("/")[0]
-                sets[source].add(ids, name, n, notes.get(name))
+                sets[source_group(name.split("/")[0])].add(ids, name, n, notes.get(name))
         else:
             pieces, bad = load_midi_folder(path)
             skipped += bad
