@@ -212,9 +212,11 @@ def test_playing_again_drops_or_stops_the_prepared_answer(tiny_model):
     assert take.variations is not first.variations
 
     # A note arriving while the answer is being prepared stops the preparation.
-    session, _player, _port, clock = make_session(tiny_model, SessionSettings(seed=13, bars=8))
     arrivals = iter(range(1000))
-    session.input_counter = lambda: next(arrivals)               # "input keeps arriving"
+    clock = FakeClock()
+    session = LiveSession(tiny_model, Player(RecordingPort(), clock), InternalGrid(BPM, origin=0.0), clock,
+                          SessionSettings(seed=13, bars=8),
+                          input_counter=lambda: next(arrivals))  # "input keeps arriving"
     play(session, clock, PHRASE)
     session.poll(2.1)
     assert session._prepared is None

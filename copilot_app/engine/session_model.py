@@ -21,11 +21,14 @@ discards, new timelines or a new model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from copilot_app.engine.clock import InternalGrid, Meter, MidiClockGrid
 from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.streaming import DecodedNote
+
+if TYPE_CHECKING:  # session.py imports this module
+    from copilot_app.engine.session import SessionSettings
 
 Notes = tuple[DecodedNote, ...]
 DEFAULT_BPM = 120.0  # quarters per minute of a new session's internal clock
@@ -145,7 +148,7 @@ class SessionSnapshot:
     playing: int | None               # number of the take whose notes the Player holds
     phrase: Phrase | None             # what the next answer continues
     timeline: TimelineView
-    settings: object                  # a copy of the engine's SessionSettings
+    settings: "SessionSettings"       # a copy: changing it changes nothing in the engine
     model: str | None                 # the loaded model's name; None: no model
     metronome: bool = False
 
