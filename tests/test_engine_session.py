@@ -456,3 +456,17 @@ def test_answers_need_a_model_and_come_once_one_is_set(tiny_model):
     # The phrase played before the model came is in the new model's context.
     take = session.trigger(2.0)
     assert {n.pitch for n in take.context} == {60, 64, 67, 72}
+
+
+def test_playing_after_an_opened_file_goes_on_from_the_file(tiny_model, tmp_path):
+    from copilot_app.engine.phrase_file import read_phrase
+
+    path = tmp_path / "scale.mid"
+    write_phrase_file(path, 120.0, [(0, 4, 4)], [(i * 24, 24, p, 80) for i, p in enumerate([60, 62, 64, 65])])
+    session, *_rest, clock = make_session(tiny_model, SessionSettings(seed=37, trigger_beats=0))
+    clock.set(1.0)
+    session.open_phrase(read_phrase(path), now=1.0)     # ends at quarter 4, bar 2 starts now
+    play(session, clock, [(1.5, "on", 67), (1.9, "off", 67)])
+    take = session.trigger(2.0)
+    assert [n.pitch for n in take.context] == [60, 62, 64, 65, 67]
+    assert take.context[-1].start == 5 * 24            # played one quarter after the file's end
