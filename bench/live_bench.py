@@ -50,7 +50,7 @@ from copilot_app.engine.player import PlannedNote, Player  # noqa: E402
 from copilot_app.engine.runtime_info import bundled_model  # noqa: E402
 from copilot_app.engine.session import LiveSession, SessionSettings  # noqa: E402
 from model import RWKV7, RWKVConfig, load_checkpoint  # noqa: E402
-from model.sampling import SamplingParams, sample  # noqa: E402
+from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingParams, sample  # noqa: E402
 from model.tokens.config import build_tokenizer  # noqa: E402
 from model.tokens.midi_io import encode_file  # noqa: E402
 
@@ -215,7 +215,7 @@ def transformer_first_note(n_ctx: int, n_tokens: int, target_params: int, repeat
         state = model.init_state(1, capacity=len(ids) + n_tokens)
         for token in ids:  # prime the KV cache token by token, as a live session would
             logits, state = model.step(torch.tensor([token]), state)
-    params = SamplingParams(temperature=0.85, top_p=0.92)
+    params = SamplingParams(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P)
     times = []
     for i in range(repeats):
         gen = torch.Generator().manual_seed(i)

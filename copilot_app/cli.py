@@ -20,6 +20,7 @@ from typing import Sequence
 
 from copilot_app import __version__
 from model.command_runner import run
+from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from trainer.cli_args import add_eval_args, add_train_args
 
 PROG = "composer-copilot"
@@ -49,10 +50,10 @@ def _add_model_args(parser: argparse.ArgumentParser, top_level: bool = False) ->
 
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     # Seed guidance: 0.5-0.7 conservative, 0.8-0.9 balanced, 1.0-1.5 adventurous.
-    parser.add_argument("--temperature", type=float, default=0.85,
-                        help="sampling temperature (default 0.85)")
-    parser.add_argument("--top-p", type=float, default=0.92,
-                        help="nucleus sampling mass (default 0.92)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                        help=f"sampling temperature (default {DEFAULT_TEMPERATURE})")
+    parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P,
+                        help=f"nucleus sampling mass (default {DEFAULT_TOP_P})")
     parser.add_argument("--top-k", type=int, default=0,
                         help="keep only the k most likely tokens (0: off)")
     parser.add_argument("--bars", type=int, default=2, help="bars to continue (default 2)")

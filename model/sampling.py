@@ -14,15 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P  # noqa: F401 -- re-exported
+
 # A token-mask hook gets (logits [B,V], step context) and returns a bool mask
 # [B,V] (True = allowed) or [V] for all rows; e.g. the REMI grammar.
 TokenMaskFn = Callable[[Tensor], Tensor]
-
-
-# The app's sampling defaults (the sliders' start, `continue`, `listen`, `eval`):
-# balanced, and top-p cuts the off-key tail. Defined here only.
-DEFAULT_TEMPERATURE = 0.85
-DEFAULT_TOP_P = 0.92
 
 
 @dataclass
