@@ -45,7 +45,8 @@ from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
 from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel, SessionSnapshot, Take,
                                               TimelineView, quarters_to_ticks)
 from model.generation import ContextTrack, generate
-from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingParams
+from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from model.sampling import SamplingParams
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.streaming import DecodedNote, StreamingEncoder
 
