@@ -45,6 +45,7 @@ def test_main_window_shows_and_renders(qtbot, tmp_path):
 
 def test_without_a_model_the_commands_explain_themselves(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr("copilot_app.ui.models.bundled_model", lambda: None)  # as before one ships
+    monkeypatch.setattr("copilot_app.ui.models.bundled_models", lambda: [])
     window = MainWindow(settings=temp_settings(tmp_path), models_dir=tmp_path / "models", open_ports=False)
     qtbot.addWidget(window)
     window.show()
@@ -277,3 +278,24 @@ def test_installed_pyside6_keeps_references_to_none_and_true():
     assert sys.getrefcount(None) - none_before > -50
     assert sys.getrefcount(True) - true_before > -50
 
+
+
+def test_every_bundled_model_is_listed_default_first(tmp_path, monkeypatch):
+    from copilot_app.engine import runtime_info
+    from copilot_app.ui.models import all_models
+
+    shipped = tmp_path / "models"
+    shipped.mkdir()
+    for name in ("default", "folk-and-chorale", "another"):
+        (shipped / f"{name}.safetensors").write_bytes(b"x")
+    monkeypatch.setattr(runtime_info, "DEFAULT_MODEL", shipped / "default.safetensors")
+    user = tmp_path / "user"
+    (user / "my-style").mkdir(parents=True)
+    (user / "my-style" / "best.safetensors").write_bytes(b"x")
+    entries = all_models(user)
+    assert [(e.label, e.path.name) for e in entries] == [
+        ("Default (bundled)", "default.safetensors"),
+        ("Another (bundled)", "another.safetensors"),
+        ("Folk and chorale (bundled)", "folk-and-chorale.safetensors"),
+        ("my-style", "best.safetensors"),
+    ]

@@ -110,12 +110,16 @@ class _GridMath:
         return self.time_at(target)
 
 
+DEFAULT_BPM = 120.0  # quarters per minute of a new session's internal clock
+MIN_BPM, MAX_BPM = 20.0, 400.0  # what the internal clock accepts
+
+
 class InternalGrid(_GridMath):
     """Tempo and meter set by the user, anchored at ``origin`` (bar 0, beat 0)."""
 
-    def __init__(self, bpm: float = 120.0, meter: Meter = Meter(), origin: float = 0.0) -> None:
-        if not 20.0 <= bpm <= 400.0:
-            raise ValueError(f"tempo {bpm} BPM is outside 20-400")
+    def __init__(self, bpm: float = DEFAULT_BPM, meter: Meter = Meter(), origin: float = 0.0) -> None:
+        if not MIN_BPM <= bpm <= MAX_BPM:
+            raise ValueError(f"tempo {bpm} BPM is outside {MIN_BPM:g}-{MAX_BPM:g}")
         self.bpm = bpm
         self.meter = meter
         self.origin = origin
@@ -138,7 +142,7 @@ class MidiClockGrid(_GridMath):
 
     meter: Meter = field(default_factory=Meter)
     window: int = 48
-    fallback_bpm: float = 120.0
+    fallback_bpm: float = DEFAULT_BPM
     running: bool = False
     pulses: int = 0
     _last_pulse_time: float | None = None

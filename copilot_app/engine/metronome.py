@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 from copilot_app.engine.clock import InternalGrid, MidiClockGrid
+from copilot_app.engine.midi_input import DRUM_CHANNEL
 from copilot_app.engine.player import PlannedNote, Player
 
-DRUM_CHANNEL = 9
 ACCENT, BEAT = 76, 77  # GM hi wood block on the bar line, low on the other beats
 CLICK_S = 0.05
 LOOKAHEAD_S = 0.5

@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 import mido
 
-PIANO_LOW, PIANO_HIGH = 21, 108
+from model.tokens.config import PITCH_RANGE
+
+PIANO_LOW, PIANO_HIGH = PITCH_RANGE  # what the tokenizer knows: the 88 keys
 DRUM_CHANNEL = 9  # "channel 10" in MIDI's 1-based numbering
 SUSTAIN_CC = 64
 REALTIME = frozenset({"clock", "start", "stop", "continue", "songpos"})

@@ -15,13 +15,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from copilot_app.engine.clock import Meter
+from copilot_app.engine.clock import MAX_BPM, MIN_BPM, Meter
 from model.generation import context_window
 from model.tokens.midi_io import encode_piece, load_piano_piece
 from model.tokens.performance import GridNote
 
 CONTEXT_BARS = 4  # bars of the file the model hears (as `continue --context-bars` defaults)
-MIN_BPM, MAX_BPM = 20.0, 400.0  # what the internal clock accepts
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,14 @@ def bundled_model() -> Path | None:
     return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
 
 
+def bundled_models() -> list[Path]:
+    """Every checkpoint shipped in resources/models: the default first, then
+    the others (e.g. the folk and chorale model) by name."""
+    others = sorted(p for p in DEFAULT_MODEL.parent.glob("*.safetensors") if p != DEFAULT_MODEL)
+    default = bundled_model()
+    return ([default] if default is not None else []) + others
+
+
 def device_label(requested: str = "auto") -> str:
     """'GPU: <name>' or 'CPU', after the --device choice."""
     import torch  # deferred: torch takes a second or two to import

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from copilot_app.engine.clock import InternalGrid, Meter, MidiClockGrid
+from copilot_app.engine.clock import DEFAULT_BPM, InternalGrid, Meter, MidiClockGrid
 from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.streaming import DecodedNote
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # session.py imports this module
     from copilot_app.engine.session import SessionSettings
 
 Notes = tuple[DecodedNote, ...]
-DEFAULT_BPM = 120.0  # quarters per minute of a new session's internal clock
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Which models the Model menu offers: the bundled one and the user's fine-tunes.
+"""Which models the Model menu offers: every bundled one and the user's fine-tunes.
 
 User models live in the platform's app-data folder (QStandardPaths
 AppDataLocation, e.g. ~/.local/share/Composer Copilot/models on Linux), one
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
 
-from copilot_app.engine.runtime_info import bundled_model
+from copilot_app.engine.runtime_info import bundled_model, bundled_models
 
 BEST = "best.safetensors"
 SUMMARY = "train_summary.json"
@@ -51,11 +51,12 @@ def user_models(models_dir: Path) -> list[ModelEntry]:
 
 
 def all_models(models_dir: Path, extra: Path | None = None) -> list[ModelEntry]:
-    """Bundled first, then the user's; ``extra`` (a --model file) if it is neither."""
+    """Bundled first (the default, then the others), then the user's; ``extra``
+    (a --model file) if it is neither."""
     entries = []
-    bundled = bundled_model()
-    if bundled is not None:
-        entries.append(ModelEntry("Default", bundled, "bundled"))
+    for path in bundled_models():
+        name = "Default" if path == bundled_model() else path.stem.replace("-", " ").capitalize()
+        entries.append(ModelEntry(name, path, "bundled"))
     entries += user_models(models_dir)
     if extra is not None and not any(same_path(e.path, extra) for e in entries):
         entries.append(ModelEntry(extra.stem, extra, "file"))
