@@ -2,9 +2,9 @@
 
     python bench/learning_curve.py RUN.jsonl OUT.svg [--title TEXT] [--tokens-before N]
 
-RUN.jsonl is what `train --progress json` printed: its "eval" events give the
-validation NLL at each evaluated step and the "step" events the batch size,
-so the x axis is training tokens (``--tokens-before`` adds what a base model
+RUN.jsonl is what `train --progress json` printed: its "eval" event and the
+"step" events that carry a val_loss give the validation NLL at each evaluated
+step; the x axis is training tokens (steps x ``--tokens-per-step``) (``--tokens-before`` adds what a base model
 had already seen). The SVG is written by hand (no plotting library needed),
 atomically, and its points are also printed as a table.
 """
@@ -31,7 +31,8 @@ def read_points(log: Path, tokens_per_step: int, tokens_before: int) -> list[tup
             event = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line some library printed
-        if event.get("event") == "eval" and event.get("val_loss") is not None:
+        # The first eval is its own event; later ones ride on the step events.
+        if event.get("event") in ("eval", "step") and event.get("val_loss") is not None:
             points.append((tokens_before + int(event["step"]) * tokens_per_step, float(event["val_loss"])))
     return points
 
