@@ -114,3 +114,32 @@ def test_eval_of_a_missing_model_is_a_one_line_error(tmp_path):
     with pytest.raises((ValueError, OSError)) as err:
         run_eval(_eval_args("--model", str(tmp_path / "none.safetensors"), "--data", str(DATA)))
     assert "\n" not in str(err.value)
+
+
+def test_eval_continues_dense_piano_whose_four_bars_outgrow_a_training_window(tmp_path, capsys):
+    """Real piano files stopped `eval` with "token Pitch_.. may not follow here":
+    4 dense bars are more than a 512-token window, and a context cut inside a
+    bar was fed to the grammar. Contexts are whole bars now, of any length."""
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    score = Score(480)
+    score.tempos.append(Tempo(0, 96.0))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    track = Track("piano", 0, False)
+    rng = np.random.default_rng(0)
+    for sixteenth in range(8 * 16):  # 8 bars of 16th-note four-note chords
+        for pitch in rng.choice(np.arange(48, 84), 4, replace=False):
+            track.notes.append(Note(sixteenth * 120 + int(rng.integers(0, 20)), 110, int(pitch), 70))
+    score.tracks.append(track)
+    folder = tmp_path / "dense"
+    folder.mkdir()
+    (folder / "dense.mid").write_bytes(score.dumps_midi())
+    torch.manual_seed(0)
+    model = RWKV7(RWKVConfig(vocab_size=vocab().size, n_layer=1, n_embd=64, head_size=32, chunk_len=16))
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model, tokenizer=tokenizer_config())
+    assert run_eval(_eval_args("--model", str(path), "--data", str(folder), "--samples", "2", "--json")) == 0
+    res = json.loads(capsys.readouterr().out)
+    tokens_per_bar = res["val_tokens"] / 8
+    assert 4 * tokens_per_bar > 512 and res["skipped"] == []
+    assert res["sources"]["midi:dense"]["continuation"]["samples"] == 2
