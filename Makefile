@@ -10,10 +10,10 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: run test sysdeps clean
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/python main.py
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/python -m pytest
 
 sysdeps:
@@ -24,6 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# Re-checked whenever .ci/sysdeps.sh changes (e.g. new libraries for Qt's xcb
+# window), also in a venv set up before the change.
+$(VENV)/.sysdeps: .ci/sysdeps.sh $(VENV)/.installed
+	bash .ci/sysdeps.sh
 	touch $@
 
 clean:
