@@ -71,16 +71,26 @@ class Unit:
     number: int | None = None  # ABC tune number (X:)
 
     def key(self) -> str:
-        stat = os.stat(self.path)
+        size, mtime_ns = _size_and_mtime(self.path)
         blob = json.dumps(
             [UNIT_FORMAT, tokenizer_config(), self.kind, self.rel, self.number,
-             stat.st_size, stat.st_mtime_ns],
+             size, mtime_ns],
             sort_keys=True,
         )
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
     def label(self) -> str:
         return f"{self.source}/{self.rel}" + (f"#{self.number}" if self.number is not None else "")
+
+
+def _size_and_mtime(path: str) -> tuple[int, int]:
+    """For cache keys and scheduling; a dangling link or a looping one is
+    (-1, -1) here and refused with its reason when converted."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1
+    return st.st_size, st.st_mtime_ns
 
 
 # -- finding the units -----------------------------------------------------------
@@ -139,7 +149,10 @@ def midi_units(folders: Iterable[str]) -> list[Unit]:
             raise ValueError(f"not a folder: {folder}")
         source = f"midi:{root.name}"
         for path in sorted(root.rglob("*")):
-            if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
+            # Not only regular files: the reader refuses a FIFO, a device, a
+            # dangling link or a folder named x.mid with a reason, so the
+            # report lists it as skipped instead of leaving it out unsaid.
+            if path.suffix.lower() in MIDI_SUFFIXES:
                 units.append(Unit(source, str(path), str(path.relative_to(root)), "midi"))
     return units
 
@@ -315,7 +328,7 @@ def build_corpus(
     keyed = [(u, u.key()) for u in units]
     todo = [u for u, k in keyed if _needs_work(out / "units" / f"{k}.json", retry_skipped)]
     # Big files first so no worker is left with one long parse at the end.
-    todo.sort(key=lambda u: -os.path.getsize(u.path))
+    todo.sort(key=lambda u: -_size_and_mtime(u.path)[0])
     convert_seconds = 0.0
     bar = _progress(len(todo), progress)
     if todo:

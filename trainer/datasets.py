@@ -121,7 +121,10 @@ def load_midi_folder(path: Path) -> tuple[PieceSet, list[str]]:
     from trainer.corpus import Unit, convert_unit
 
     pieces, skipped = PieceSet(), []
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    # Every entry with a MIDI name, not only regular files: a FIFO, a device,
+    # a dangling link or a folder named x.mid is refused by the reader with a
+    # reason, so the user sees it skipped instead of silently missing.
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
     for f in files:
         rel = str(f.relative_to(path))
         result = convert_unit(Unit(f"midi:{path.name}", str(f), rel, "midi"))

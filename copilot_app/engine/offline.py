@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 
+from model.atomic_io import atomic_write_many
 from model.generation import answer_span, context_window, generate, prime
 from copilot_app.engine.model_loader import load_model
 from model.sampling import SamplingParams
 from model.tokens.config import build_tokenizer
-from model.tokens.midi_io import encode_piece, load_piano_piece, write_notes
+from model.tokens.midi_io import encode_piece, grid_score, load_piano_piece, midi_bytes
 from model.tokens.performance import GridNote
 
 
@@ -29,10 +30,21 @@ def output_paths(out: Path, k: int) -> list[Path]:
     return [out.with_name(f"{stem}-{i + 1}{suffix}") for i in range(k)]
 
 
+def check_outputs(paths: list[Path]) -> None:
+    """Refuse a folder given as -o before minutes of work, naming it (not a temp file)."""
+    for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder; give a file name for -o, e.g. {path / 'continued.mid'}")
+
+
 def run_continue(args: argparse.Namespace) -> int:
     if args.bars < 1 or args.context_bars < 1 or args.variations < 1:
         raise ValueError("--bars, --context-bars and --variations must be at least 1")
+    paths = output_paths(Path(args.output), args.variations)
+    check_outputs([Path(args.output), *paths])
     source = load_piano_piece(args.input)
+    for warning in source.warnings:
+        print(f"composer-copilot: warning: {warning}", file=sys.stderr)
     model, _meta, model_path = load_model(getattr(args, "model", None), getattr(args, "device", "auto"))
     piece = source.piece
     all_tokens = encode_piece(piece)
@@ -47,7 +59,8 @@ def run_continue(args: argparse.Namespace) -> int:
 
     velocity = int(statistics.median(n.velocity for n in piece.notes))
     meters = piece.meters
-    paths = output_paths(Path(args.output), args.variations)
+    files: list[tuple[Path, bytes]] = []
+    reports: list[str] = []
     for path, notes in zip(paths, rows):
         new = [GridNote(n.start + offset, n.duration, n.pitch, velocity) for n in notes]
         if args.only_new:
@@ -56,9 +69,15 @@ def run_continue(args: argparse.Namespace) -> int:
             out_notes, out_meters = new, [(0, num, den)]
         else:
             out_notes, out_meters = list(piece.notes) + new, meters
-        write_notes(path, sorted(out_notes), out_meters, source.tempo_qpm, name="Composer Copilot")
-        print(f"{path}: {len(new)} new notes in {args.bars} bar(s) "
-              f"(model {model_path.name}, context {args.context_bars} bar(s))")
+        score = grid_score(sorted(out_notes), out_meters, source.tempo_qpm, name="Composer Copilot")
+        files.append((path, midi_bytes(score)))
+        reports.append(f"{path}: {len(new)} new notes in {args.bars} bar(s) "
+                       f"(model {model_path.name}, context {args.context_bars} bar(s))")
+    # All takes or none: a full disk after two of three must not leave a set
+    # that looks complete but mixes new takes with an earlier run's.
+    atomic_write_many(files)
+    for line in reports:
+        print(line)
     if not any(rows):
         print("composer-copilot: warning: the model answered with silence", file=sys.stderr)
     return 0

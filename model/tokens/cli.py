@@ -43,6 +43,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
         return 2
     for meter in piece.dropped_meters:
         print(f"warning: unsupported time signature {meter} ignored", file=sys.stderr)
+    for warning in piece.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     tokens = encode_piece(piece.piece)
     if getattr(args, "stream", False):
         streamed = encode_events(piece.events)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from ..atomic_io import atomic_write_bytes
+from ..atomic_io import ReadRefused, atomic_write_bytes, read_regular_file
 from .config import DEFAULT_VELOCITY, TICKS_PER_QUARTER, build_tokenizer
 from .performance import (
     METER,
@@ -41,6 +42,9 @@ MAX_FILE_BYTES = 8 * 1024 * 1024  # larger .mid files are not piano pieces
 MAX_NOTES = 60_000
 MAX_BEATS = 40_000  # ~5.5 hours at 120 BPM: anything longer is a broken file
 DEFAULT_TEMPO_QPM = 120.0
+# A file's tempo outside this range is a broken event (0 us a quarter reads as
+# an infinite tempo, 0xFFFFFF us as 3.6 BPM), not music: the default is used.
+MIN_TEMPO_QPM, MAX_TEMPO_QPM = 10.0, 1000.0
 TRACK_NAME = "Piano"
 
 # At equal times: release keys, then pedal, then meter, then strike keys, so a
@@ -79,19 +83,32 @@ class PianoPiece:
     dropped_meters: list[str]  # unsupported time signatures that were ignored
     distinct_velocities: int  # for the velocity-token measurement
     pedal_events: int
+    # One line each for what was read other than the file says (a broken
+    # tempo replaced by the default); callers show them as warnings.
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_score(path: str | os.PathLike[str]) -> Score:
     """Parse a .mid/.midi file with symusic; ``MidiReadError`` if unusable."""
     path = Path(path)
+    return score_from_bytes(read_midi_bytes(path), str(path.name))
+
+
+def read_midi_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file of at most ``MAX_FILE_BYTES``; ``MidiError`` otherwise.
+
+    A symlink to /dev/zero, a FIFO or a folder named x.mid is refused with
+    its kind, never read (``read_regular_file`` says why that matters).
+    """
+    path = Path(path)
     try:
-        size = path.stat().st_size
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except ReadRefused as exc:
+        if exc.too_large:
+            raise PieceTooLargeError(f"{path.name}: {exc.reason}, too large") from None
+        raise MidiReadError(str(exc)) from None
     except OSError as exc:
         raise MidiReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if size > MAX_FILE_BYTES:
-        raise PieceTooLargeError(f"{path.name}: file is {size // 1024} KiB, too large")
-    data = path.read_bytes()
-    return score_from_bytes(data, str(path.name))
 
 
 def score_from_bytes(data: bytes, name: str = "<bytes>") -> Score:
@@ -150,7 +167,9 @@ def score_to_events(score: Score, strict_meter: bool = False) -> tuple[list[Perf
 def piano_piece(score: Score, name: str = "piece", strict_meter: bool = False) -> PianoPiece:
     """Reduce a parsed score to the piano piece the tokenizer sees."""
     if not score.tracks:
-        raise EmptyPieceError(f"{name}: no tracks")
+        # symusic drops tracks without notes (a file of velocity-0 note-ons
+        # is one), so "no tracks" would mislead: what is missing is notes.
+        raise EmptyPieceError(f"{name}: no notes")
     melodic = [t for t in score.tracks if not t.is_drum]
     if not any(len(t.notes) for t in melodic):
         kind = "drum-only" if any(len(t.notes) for t in score.tracks) else "no notes"
@@ -170,14 +189,98 @@ def piano_piece(score: Score, name: str = "piece", strict_meter: bool = False) -
     piece = quantize_performance(events)
     if not piece.notes:
         raise EmptyPieceError(f"{name}: no notes in the piano range")
-    tempo = float(score.tempos[0].qpm) if len(score.tempos) else DEFAULT_TEMPO_QPM
+    tempo, warning = first_tempo(score, name)
     velocities = {n.velocity for t in melodic for n in t.notes}
     pedals = sum(1 for t in melodic for c in t.controls if c.number == 64)
-    return PianoPiece(piece, events, tempo, dropped, len(velocities), pedals)
+    return PianoPiece(piece, events, tempo, dropped, len(velocities), pedals,
+                      [warning] if warning else [])
+
+
+def first_tempo(score: Score, name: str = "piece") -> tuple[float, str | None]:
+    """The file's opening tempo in BPM, or the default and a warning line if unusable."""
+    if not len(score.tempos):
+        return DEFAULT_TEMPO_QPM, None
+    mspq = int(score.tempos[0].mspq)  # microseconds a quarter, as stored in the file
+    qpm = float(score.tempos[0].qpm) if mspq > 0 else float("inf")
+    if MIN_TEMPO_QPM <= qpm <= MAX_TEMPO_QPM:
+        return qpm, None
+    return DEFAULT_TEMPO_QPM, _tempo_warning(name, f"a tempo of {mspq} us a quarter")
+
+
+def _tempo_warning(name: str, what: str) -> str:
+    return f"{name}: {what} is not usable; using {DEFAULT_TEMPO_QPM:g} BPM"
 
 
 def load_piano_piece(path: str | os.PathLike[str], strict_meter: bool = False) -> PianoPiece:
-    return piano_piece(read_score(path), Path(path).name, strict_meter)
+    name = Path(path).name
+    data = read_midi_bytes(path)
+    piano = piano_piece(score_from_bytes(data, name), name, strict_meter)
+    if malformed_tempo_event(data):
+        # symusic reads a short tempo event's value from the bytes after it:
+        # a plausible-looking tempo that the file never said.
+        piano.tempo_qpm = DEFAULT_TEMPO_QPM
+        piano.warnings = [_tempo_warning(name, "a tempo event that is not 3 bytes long")]
+    return piano
+
+
+_SHORT_TEMPO = re.compile(rb"\xff\x51[^\x03]")
+
+
+def malformed_tempo_event(data: bytes) -> bool:
+    """Whether a track holds a tempo meta event whose length is not 3.
+
+    Only a structural walk of the events can tell a tempo event from bytes
+    that merely look like one (a delta time can contain FF 51), so the walk
+    runs only where such bytes occur at all - in real files, almost never.
+    """
+    if not _SHORT_TEMPO.search(data):
+        return False
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4:pos + 8], "big")
+        if data[pos:pos + 4] == b"MTrk" and _track_has_short_tempo(data[pos + 8:pos + 8 + size]):
+            return True
+        pos += 8 + size
+    return False
+
+
+def _vlq(buf: bytes, i: int) -> tuple[int, int]:
+    """A variable-length quantity at ``i`` -> (value, index after it)."""
+    value = 0
+    for _ in range(4):
+        if i >= len(buf):
+            break
+        byte = buf[i]
+        i += 1
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            break
+    return value, i
+
+
+def _track_has_short_tempo(track: bytes) -> bool:
+    i, status = 0, 0
+    while i < len(track):
+        _delta, i = _vlq(track, i)
+        if i >= len(track):
+            return False
+        if track[i] >= 0x80:
+            status = track[i]
+            i += 1
+        elif status < 0x80 or status >= 0xF0:
+            return False  # data without a status: symusic's error to report, not ours
+        if status == 0xFF:
+            kind = track[i] if i < len(track) else 0
+            length, i = _vlq(track, i + 1)
+            if kind == 0x51 and length != 3:
+                return True
+            i += length
+        elif status in (0xF0, 0xF7):
+            length, i = _vlq(track, i)
+            i += length
+        else:
+            i += 1 if status & 0xF0 in (0xC0, 0xD0) else 2
+    return False
 
 
 def grid_score(
@@ -241,14 +344,18 @@ def decode_tokens(
     return out
 
 
-def write_midi(score: Score, path: str | os.PathLike[str]) -> None:
-    """Write ``score`` to ``path`` atomically: readers never see half a file."""
-    path = Path(path)
+def midi_bytes(score: Score) -> bytes:
+    """``score`` as .mid file bytes, with the default tempo and meter if it has none."""
     if not len(score.tempos):
         score.tempos.append(Tempo(0, DEFAULT_TEMPO_QPM))
     if not len(score.time_signatures):
         score.time_signatures.append(TimeSignature(0, 4, 4))
-    atomic_write_bytes(path, score.dumps_midi())
+    return score.dumps_midi()
+
+
+def write_midi(score: Score, path: str | os.PathLike[str]) -> None:
+    """Write ``score`` to ``path`` atomically: readers never see half a file."""
+    atomic_write_bytes(Path(path), midi_bytes(score))
 
 
 def write_notes(
