@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from copilot_app.engine.clock import FakeClock, InternalGrid, Meter
+from copilot_app.engine.dynamics import phrase_dynamics
 from copilot_app.engine.midi_input import Stamped, route
 from copilot_app.engine.player import Player
 from copilot_app.engine.session import LiveSession, SessionSettings
@@ -83,8 +84,34 @@ def test_silence_triggers_a_take_on_the_next_bar(tiny_model):
     assert any(m.type == "note_on" and m.note == notes[0].pitch for m in port.messages)
     player.pump(100.0)
     assert balance(port.messages) == {}
-    # The answer follows the player's dynamics (median velocity of the phrase).
-    assert {m.velocity for m in port.messages if m.type == "note_on"} == {85}
+    # The answer follows the player's dynamics (dynamics.py): within the
+    # phrase's range (70-110), louder on the beats the player accented, and the
+    # take keeps each note's velocity (audition, export).
+    sent = [m.velocity for m in port.messages if m.type == "note_on" and m.velocity > 0]
+    assert sent and all(70 <= v <= 110 for v in sent)
+    assert sorted(sent) == sorted(n.velocity for n in notes)
+    dyn = phrase_dynamics([(0, 70), (24, 90), (48, 110), (48, 80)], 96)
+    assert [n.velocity for n in notes] == [dyn.velocity(n.start, 8 * 24) for n in notes]
+
+
+def test_fixed_velocity_setting_plays_every_answer_note_at_it(tiny_model):
+    session, player, port, clock = make_session(tiny_model, SessionSettings(seed=1, fixed_velocity=64))
+    play(session, clock, PHRASE)
+    take = session.trigger(2.0)
+    player.pump(100.0)
+    assert take.notes() and {n.velocity for n in take.notes()} == {64}
+    assert {m.velocity for m in port.messages if m.type == "note_on" and m.velocity > 0} == {64}
+
+
+def test_answers_to_a_soft_phrase_are_softer_than_to_a_loud_one(tiny_model):
+    levels = {}
+    for scale in (0.5, 1.0):
+        session, *_rest, clock = make_session(tiny_model)
+        play(session, clock, [(t, kind, pitch, *(round(v * scale) for v in vel))
+                              for t, kind, pitch, *vel in PHRASE])
+        take = session.trigger(2.0)
+        levels[scale] = [n.velocity for n in take.notes()]
+    assert levels[1.0] and max(levels[0.5]) < min(levels[1.0])
 
 
 def test_take_tokens_are_valid_remi_after_the_context(tiny_model):

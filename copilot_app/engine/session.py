@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import threading
 import time
 from collections import deque
@@ -39,6 +38,8 @@ from typing import Callable, Sequence
 import torch
 
 from copilot_app.engine.clock import Clock, InternalGrid, MidiClockGrid, MonotonicClock
+from copilot_app.engine.held_notes import RELEASE_ALL_CCS, RESET_CONTROLLERS_CC, HeldNotes, held_bound_s
+from copilot_app.engine.dynamics import phrase_dynamics
 from copilot_app.engine.midi_input import Routed
 from copilot_app.engine.phrase_file import CONTEXT_BARS, MAX_BPM, MIN_BPM, FilePhrase
 from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
@@ -73,6 +74,9 @@ class SessionSettings:
     trigger_cc: int | None = None   # a controller (e.g. 67, soft pedal) that asks for one
     start_on: str = "bar"           # the answer starts on the next "bar", "beat" or "now"
     seed: int | None = None
+    # One velocity for every answer note (1-127); None: the answer follows the
+    # player's dynamics (level, contour and accents of the last bars, dynamics.py).
+    fixed_velocity: int | None = None
     # Sample the answer during the pause, before the silence trigger fires, so
     # it starts playing the moment the trigger comes (see LiveSession.poll).
     prepare_ahead: bool = True
@@ -147,10 +151,13 @@ class LiveSession:
         self.encoder = StreamingEncoder()
         self.stats = SessionStats()
         self._held: set[int] = set()
-        self._velocities: deque[int] = deque(maxlen=16)
+        # (session tick, velocity) of the notes played or opened: the answer's dynamics.
+        self._velocities: deque[tuple[int, int]] = deque(maxlen=512)
         self._last_activity: float | None = None
         self._new_notes_since_take = False
         self._trigger_cc_down = False
+        self._pedal_down = False
+        self._stuck_logged: frozenset[int] = frozenset()  # keys already logged as stuck
         # Set from any thread (panic, stop) to end a take being sampled now.
         self.cancel_take = threading.Event()
         # How many note/pedal messages have arrived (counted by the engine as
@@ -204,6 +211,7 @@ class LiveSession:
         self._answer_floor_q = float("-inf")
         self._context_notes.clear()
         self._held.clear()
+        self._pedal_down = False
         self._last_activity = None
         self._new_notes_since_take = False
         self._trigger_cc_down = False
@@ -266,7 +274,7 @@ class LiveSession:
         self._restart_context(place_q)
         self._load_notes(notes)
         self._velocities.clear()
-        self._velocities.append(phrase.velocity)
+        self._velocities.extend((n.start, n.velocity) for n in notes)
         return self.library.start_phrase("file", phrase.name, self.grid.bpm, self.grid.meter, notes)
 
     def set_model(self, model: torch.nn.Module | None, name: str = "") -> None:
@@ -327,6 +335,7 @@ class LiveSession:
         self.player.cancel()
         self.grid = grid
         self._timeline += 1
+        self._velocities.clear()  # their ticks were on the old grid's bars
         self.library.playing = None
         self._restart_context(0.0)
         self._start_played_phrase()
@@ -340,7 +349,7 @@ class LiveSession:
                 return self.trigger(t)
             self._barge_in()
             self._held.add(event.pitch)
-            self._velocities.append(event.velocity)
+            self._velocities.append((int(round(self.quarters_at(t) * TICKS_PER_QUARTER)), event.velocity))
             self._last_activity = t
             self._new_notes_since_take = True
             self.stats.notes_in += 1
@@ -349,9 +358,11 @@ class LiveSession:
             if event.pitch == self.settings.trigger_key:
                 return None
             self._held.discard(event.pitch)
+            self._stuck_logged = self._stuck_logged & frozenset(self._held)
             self._last_activity = t
             self._accept(self.encoder.note_off(self._enc_q(t), event.pitch))
         elif kind == "pedal":
+            self._pedal_down = event.value >= 64
             self._accept(self.encoder.pedal(self._enc_q(t), event.value))
         elif kind == "control" and event.control == self.settings.trigger_cc:
             down = event.value >= 64
@@ -359,6 +370,13 @@ class LiveSession:
             self._trigger_cc_down = down
             if rising:
                 return self.trigger(t)
+        elif kind == "control" and event.control in RELEASE_ALL_CCS:
+            self.release_held(t, pedal=False)  # All Notes/Sound Off: every key up (the pedal stays)
+        elif kind == "control" and event.control == RESET_CONTROLLERS_CC:
+            self._trigger_cc_down = False
+            if self._pedal_down:  # Reset All Controllers lifts the sustain pedal
+                self._pedal_down = False
+                self._accept(self.encoder.pedal(self._enc_q(t), 0))
         elif kind == "realtime" and isinstance(self.grid, MidiClockGrid) and event.msg is not None:
             self.grid.handle(event.msg.type, t, getattr(event.msg, "pos", None))
         elif kind == "ignored":
@@ -378,8 +396,9 @@ class LiveSession:
         self._accept(self.encoder.advance(self._enc_q(now), open_bars=not silence_pending))
         if self.silence_trigger_due(now):
             # The trigger time is the moment the silence reached N beats, so
-            # the answer's start matches the one prepared for it.
-            return self.trigger(self.next_silence_deadline() or now)
+            # the answer's start matches the one prepared for it; past keys
+            # taken as stuck, it is now (that moment is long gone).
+            return self.trigger(now if self._held else (self.next_silence_deadline() or now))
         self._prepare_ahead(now)
         return None
 
@@ -408,10 +427,57 @@ class LiveSession:
 
     def silence_trigger_due(self, now: float) -> bool:
         s = self.settings
-        if s.trigger_beats <= 0 or not self._new_notes_since_take or self._held:
+        if s.trigger_beats <= 0 or not self._new_notes_since_take:
             return False
         assert self._last_activity is not None
+        if self._held and not self._held_past_bound(now):
+            return False
         return now - self._last_activity >= s.trigger_beats * self.grid.seconds_per_beat
+
+    # -- held keys (see held_notes.py) ---------------------------------------
+    def _held_past_bound(self, now: float) -> bool:
+        """Whether the held keys have gone so long without any other input that
+        they are taken as stuck (a lost note-off); logged once per key."""
+        if not self._held or self._last_activity is None:
+            return False
+        held_s = now - self._last_activity
+        if held_s < held_bound_s(self.grid.seconds_per_beat * self.grid.beats_per_bar):
+            return False
+        new = frozenset(self._held) - self._stuck_logged
+        if new:
+            self._stuck_logged |= new
+            log.warning("key(s) %s held for %.0f s with no other input: taken as stuck "
+                        "(a lost note-off?); the silence trigger no longer waits for them",
+                        sorted(new), held_s)
+        return True
+
+    def held_notes(self, now: float | None = None) -> HeldNotes:
+        """The keys (and pedal) the session holds as down, those past the bound marked stuck."""
+        pitches = tuple(sorted(self._held))
+        stuck = ()
+        if pitches and self._last_activity is not None:
+            now = self.clock.now() if now is None else now
+            if now - self._last_activity >= held_bound_s(self.grid.seconds_per_beat * self.grid.beats_per_bar):
+                stuck = pitches
+        return HeldNotes(pitches, stuck, self._pedal_down)
+
+    def release_held(self, now: float | None = None, pedal: bool = True) -> list[int]:
+        """Every held key up at ``now`` (All Notes Off, the GUI's Clear, a lost input);
+        with ``pedal`` the sustain pedal too. Returns the keys released."""
+        now = self.clock.now() if now is None else now
+        released = sorted(self._held)
+        q = self._enc_q(now)
+        tokens: list[str] = []
+        for pitch in released:
+            tokens += self.encoder.note_off(q, pitch)
+        self._held.clear()
+        if pedal and self._pedal_down:
+            self._pedal_down = False
+            tokens += self.encoder.pedal(q, 0)
+        self._accept(tokens)
+        if released:
+            log.info("released held key(s) %s", released)
+        return released
 
     def next_silence_deadline(self) -> float | None:
         """When the silence trigger would fire if nothing else happens."""
@@ -472,16 +538,25 @@ class LiveSession:
         self._held.clear()
         self._accept(self.encoder.flush(self._enc_q(now)))
         window = self._take_window(now)
-        velocity = int(statistics.median(self._velocities)) if self._velocities else 80
+        origin_q = self._origin_q
+        origin_ticks = int(round(origin_q * TICKS_PER_QUARTER))
+        start_tick = window[0] + origin_ticks
+        # The answer's dynamics: the player's notes before it (session ticks, bar 0 at tick 0).
+        dynamics = phrase_dynamics([(t, v) for t, v in self._velocities if t < start_tick], self._bar_ticks(),
+                                   fixed=s.fixed_velocity)
+        velocity = int(round(dynamics.level)) if s.fixed_velocity is None else dynamics.velocity(start_tick)
+
+        def loud(note: DecodedNote) -> int:
+            return dynamics.velocity(note.start + origin_ticks, start_tick)
+
         self.player.cancel()
         self.cancel_take.clear()
         first_note: list[float] = []
-        origin_q = self._origin_q
 
         def play(note: DecodedNote) -> None:
             if self.cancel_take.is_set():
                 return
-            self.player.schedule([self._planned(note, velocity, origin_q)])
+            self.player.schedule([self._planned(note, loud(note), origin_q)])
             if not first_note:
                 first_note.append(time.perf_counter() - t0)
 
@@ -489,7 +564,7 @@ class LiveSession:
         if (prepared is not None and prepared.version == self._context_version
                 and prepared.window == window and prepared.settings == s):
             variations = prepared.variations
-            self.player.schedule(self._planned(n, velocity, origin_q) for n in variations[0])
+            self.player.schedule(self._planned(n, loud(n), origin_q) for n in variations[0])
             if variations[0]:
                 first_note.append(time.perf_counter() - t0)
         else:
@@ -498,10 +573,9 @@ class LiveSession:
                                   self.track, *window, max(1, s.variations),
                                   s.sampling(), seed=s.seed, on_note=play,
                                   should_stop=self.cancel_take.is_set)
-        origin_ticks = int(round(origin_q * TICKS_PER_QUARTER))
-        start_tick = window[0] + origin_ticks
         take = self.record_take(start_tick / TICKS_PER_QUARTER,
-                                [[n._replace(start=n.start + origin_ticks) for n in row] for row in variations],
+                                [[n._replace(start=n.start + origin_ticks, velocity=loud(n)) for n in row]
+                                 for row in variations],
                                 velocity, context=self._recent_notes(before_tick=start_tick),
                                 first_note_latency_s=first_note[0] if first_note else None,
                                 prepared=prepared is not None and variations is prepared.variations)
@@ -545,7 +619,7 @@ class LiveSession:
         start_q = self.quarters_at(self.grid.next_boundary(now, "bar"))
         shift = start_q - target.start_quarters
         notes = target.notes(self.library.auditioned(target))
-        self.player.replace([self._planned(n, target.velocity, shift) for n in notes])
+        self.player.replace([self._planned(n, n.velocity, shift) for n in notes])
         return target
 
     def next_variation(self, now: float | None = None, take: Take | int | None = None) -> Take | None:

@@ -35,7 +35,7 @@ def take_grid_notes(take: Take, index: int, meter: Meter | None = None) -> list[
     bar_ticks = int(round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER))
     start_tick = int(round(take.start_quarters * TICKS_PER_QUARTER))
     origin = (start_tick // bar_ticks) * bar_ticks if bar_ticks > 0 else start_tick
-    return _restrikes_end_notes(sorted(GridNote(n.start - origin, n.duration, n.pitch, take.velocity)
+    return _restrikes_end_notes(sorted(GridNote(n.start - origin, n.duration, n.pitch, n.velocity)
                                        for n in take.variations[index] if n.start >= origin))
 
 
