@@ -10,7 +10,9 @@ must not block (the Qt bridge turns them into queued signals), and they only
 ever receive immutable values: ``on_snapshot`` a ``SessionSnapshot`` after
 every change (with the event that caused it), ``on_take`` each new ``Take``,
 ``on_input`` each ``PlayedNote`` placed on the timeline, ``on_busy`` around
-each answer being sampled, ``on_error`` one line.
+each answer being sampled, ``on_error`` one line, ``on_held`` the keys (and
+pedal) the session holds as down, a ``HeldNotes``, whenever that changes (a
+key held past the bound turns "stuck"; see held_notes.py).
 
 The engine can run without a model (``model=None``, e.g. the GUI before its
 first model has loaded); ``set_model`` brings one in, or swaps it, without
@@ -29,6 +31,7 @@ import mido
 import torch
 
 from copilot_app.engine.clock import Clock, InternalGrid, Meter, MidiClockGrid, MonotonicClock
+from copilot_app.engine.held_notes import HeldNotes
 from copilot_app.engine.metronome import Metronome
 from copilot_app.engine.midi_input import Routed, Stamped, route
 from copilot_app.engine.player import MidiSink, Player
@@ -53,10 +56,13 @@ class LiveEngine:
                  on_input: Callable[[PlayedNote], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
                  on_snapshot: Callable[[SessionSnapshot], None] | None = None,
-                 on_busy: Callable[[bool], None] | None = None) -> None:
+                 on_busy: Callable[[bool], None] | None = None,
+                 on_held: Callable[[HeldNotes], None] | None = None) -> None:
         self.clock = clock or MonotonicClock()
         self.on_take, self.on_input, self.on_error = on_take, on_input, on_error
         self.on_snapshot, self.on_busy = on_snapshot, on_busy
+        self.on_held = on_held
+        self._held_reported = HeldNotes()
         self.player = Player(sink, self.clock, on_error=lambda e: self._error(f"MIDI out: {e}"))
         # Counts note/pedal messages as they arrive, so a take being prepared
         # during a pause stops the moment the player plays again.
@@ -191,6 +197,11 @@ class LiveEngine:
             self._publish(SessionEvent("settings"))
         self._call(apply)
 
+    def release_held(self) -> None:
+        """Every key the session holds as down goes up, and the sustain pedal
+        (the GUI's Clear for a stuck note; a lost MIDI input)."""
+        self._call(lambda s: s.release_held(self.clock.now()))
+
     def publish(self) -> None:
         """Ask for a snapshot of the session as it is (``on_snapshot`` answers)."""
         self._call(lambda _s: self._publish(SessionEvent("start")))
@@ -252,6 +263,7 @@ class LiveEngine:
                 elif callable(item):
                     item()
                 self._take(self.session.poll())
+                self._report_held()
                 self.metronome.tick(self.clock.now())
                 self._follow_midi_clock()
             except NoModelError as exc:
@@ -260,6 +272,14 @@ class LiveEngine:
                 log.exception("engine error")
                 self.player.panic()
                 self._error(f"engine: {exc}")
+
+    def _report_held(self) -> None:
+        if self.on_held is None:
+            return
+        held = self.session.held_notes(self.clock.now())
+        if held != self._held_reported:
+            self._held_reported = held
+            self.on_held(held)
 
     def _report_input(self, routed: Routed) -> None:
         if self.on_input is not None and routed.kind in ("note_on", "note_off"):

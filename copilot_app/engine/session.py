@@ -476,6 +476,8 @@ class LiveSession:
             tokens += self.encoder.pedal(q, 0)
         self._accept(tokens)
         if released:
+            self._last_activity = now  # as their note-offs would have: the silence counts from here
+            self._stuck_logged = frozenset()
             log.info("released held key(s) %s", released)
         return released
 
