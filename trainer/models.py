@@ -54,7 +54,8 @@ def matched_width(arch: str, target_params: int, vocab_size: int, n_layer: int, 
 
 def save_model(path: Path, model: nn.Module, *, data: dict | None = None,
                metrics: dict | None = None, extra: dict | None = None) -> None:
-    """Weights + sidecar at ``path``, atomically (each file: write, fsync, rename)."""
+    """Weights + sidecar at ``path``; an RWKV7 pair is published as one unit
+    (``model.checkpoint``: a kill between its two renames loads the previous one)."""
     if isinstance(model, RWKV7):
         save_checkpoint(path, model, tokenizer=tokenizer_config(), data=data, metrics=metrics, extra=extra)
         return
@@ -68,29 +69,68 @@ def save_model(path: Path, model: nn.Module, *, data: dict | None = None,
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(side, indent=2).encode())
 
 
-def load_any(path: str | Path, device: str | None = None) -> tuple[nn.Module, dict]:
-    """An RWKV7 checkpoint (the app's format) or a baseline saved by ``save_model``."""
-    from model import load_checkpoint
-    from model.checkpoint import FORMAT
+# Bounds of a baseline's config fields, checked before the model is built (the
+# same rule format as model.checkpoint.CONFIG_SCHEMA).
+_BASELINE_SCHEMA: dict[str, tuple[tuple[type, ...], float, float, bool]] = {
+    "vocab_size": ((int,), 1, 65_536, False),
+    "n_layer": ((int,), 1, 128, False),
+    "n_embd": ((int,), 1, 16_384, False),
+    "head_size": ((int,), 1, 16_384, False),
+    "ctx_len": ((int,), 1, 1 << 20, False),
+    "max_len": ((int,), 1, 1 << 20, False),
+    "dropout": ((int, float), 0.0, 0.999, False),
+    "chunk_len": ((int,), 1, 4_096, False),
+}
 
-    path = Path(path)
-    side_path = path.with_suffix(".json")
-    try:
-        side = json.loads(side_path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{side_path}: sidecar file not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{side_path}: unreadable sidecar ({exc})") from None
-    if side.get("format") == FORMAT:
-        return load_checkpoint(path, device)
+
+def _baseline(path: Path, side: dict) -> nn.Module:
+    """A baseline model of the sidecar's config, its fields checked first."""
+    from model.checkpoint import CheckpointError, check_field
+
+    where = path.with_suffix(".json")
     cfg = dict(side.get("config") or {})
     arch = cfg.pop("arch", None)
     if arch not in ("lstm", "transformer"):
-        raise ValueError(f"{path}: not a model checkpoint")
-    from safetensors.torch import load_file
+        raise CheckpointError(path, "not a model checkpoint")
+    for key, value in cfg.items():
+        if key not in _BASELINE_SCHEMA:
+            raise CheckpointError(where, f"unknown config field {key!r:.40}")
+        check_field(key, value, _BASELINE_SCHEMA[key], where)
+    try:
+        return LSTMLM(LSTMConfig(**cfg)) if arch == "lstm" else TransformerLM(TransformerConfig(**cfg))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(where, f"invalid model config ({exc})") from None
 
-    model = (LSTMLM(LSTMConfig(**cfg)) if arch == "lstm" else TransformerLM(TransformerConfig(**cfg)))
-    model.load_state_dict(load_file(str(path)))
+
+def load_any(path: str | Path, device: str | None = None) -> tuple[nn.Module, dict]:
+    """An RWKV7 checkpoint (the app's format) or a baseline saved by ``save_model``."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from model import load_checkpoint
+    from model.atomic_io import read_regular_file
+    from model.checkpoint import FORMAT, MAX_WEIGHTS_BYTES, CheckpointError, read_json_file
+
+    path = Path(path)
+    side_path = path.with_suffix(".json")
+    side = read_json_file(side_path, side_path)  # bounded, regular files only, one-line errors
+    if not isinstance(side, dict):
+        raise CheckpointError(side_path, "not a model sidecar")
+    if side.get("format") == FORMAT:
+        return load_checkpoint(path, device)
+    model = _baseline(path, side)
+    try:
+        tensors = load(read_regular_file(path, MAX_WEIGHTS_BYTES))
+        bad = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+        if bad is not None:
+            raise CheckpointError(path, f"{bad} holds NaN or infinite values (a diverged or damaged model)")
+        model.load_state_dict(tensors)
+    except CheckpointError:
+        raise
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:  # bad file, wrong shapes
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(path, f"unusable weights ({first})") from None
     if device is not None:
         model.to(device)
     return model.eval(), side
