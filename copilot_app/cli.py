@@ -86,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only the new bars, not context + continuation")
     _add_model_args(p)
 
-    p = sub.add_parser("listen", help="live mode without the GUI: MIDI in, continuations out")
+    p = sub.add_parser("listen", help="live mode without the GUI: MIDI in, continuations out",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="exit codes:\n"
+                              "  0  stopped (Ctrl-C / SIGTERM) with its ports in place\n"
+                              "  1  could not start: a bad port, model or value (one line says which)\n"
+                              "  2  command-line usage error\n"
+                              "  3  stopped while the MIDI server or a port was gone\n"
+                              "  4  gave up: the server or a port stayed away longer than --give-up\n"
+                              "A lost MIDI server (JACK) or port is reported in one line; the ports come\n"
+                              "back by themselves when it returns, and the session is kept.")
     p.add_argument("--in", dest="in_port", metavar="PORT", help="MIDI input port name")
     p.add_argument("--out", dest="out_port", metavar="PORT", help="MIDI output port name")
     p.add_argument("--virtual", action="store_true",
@@ -103,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--midi-clock", action="store_true",
                    help="follow the MIDI clock (Start/Stop/Song Position) arriving on the input")
     p.add_argument("--variations", type=int, default=1, metavar="K")
+    p.add_argument("--give-up", type=float, metavar="SECONDS",
+                   help="exit (code 4) when the MIDI server or a port stays away this long "
+                        "(default: wait for it forever)")
     _add_sampling_args(p)
     _add_model_args(p)
 

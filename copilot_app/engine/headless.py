@@ -3,6 +3,17 @@
 Opens the MIDI ports (or creates virtual ones for a DAW), runs the engine until
 Ctrl-C or SIGTERM, and logs one line per take. On the way out every note the
 app started gets its note-off, and all channels get All Notes Off.
+
+When the MIDI server (JACK) or a named port goes away, one line says so
+within a second; nothing is sent while it is gone, the session (model state,
+takes) is kept, and the ports come back by themselves with the server or
+device (virtual ports are created again). Exit codes (also in ``--help``):
+
+    0  stopped (Ctrl-C / SIGTERM) with its ports in place
+    1  could not start: a bad port, model or argument value (one line says which)
+    2  command-line usage error
+    3  stopped while the MIDI server or a port was gone
+    4  gave up: the server or a port stayed away longer than --give-up seconds
 """
 from __future__ import annotations
 
@@ -10,12 +21,17 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 from copilot_app.engine import midi_ports
 from copilot_app.engine.clock import InternalGrid, Meter, MidiClockGrid, MonotonicClock
 from copilot_app.engine.live import LiveEngine
 from copilot_app.engine.model_loader import load_model
 from copilot_app.engine.session import SessionSettings, Take
+
+EXIT_STOPPED = 0
+EXIT_STOPPED_WHILE_LOST = 3
+EXIT_GAVE_UP = 4
 
 
 def _print_ports() -> int:
@@ -48,17 +64,25 @@ def run_listen(args: argparse.Namespace) -> int:
                                top_k=args.top_k, variations=args.variations,
                                trigger_beats=args.trigger_beats, trigger_key=args.trigger_key,
                                seed=args.seed)
-    # Named device ports are kept: unplug and replug a keyboard and it comes back.
-    out = (midi_ports.PortKeeper("output", args.out_port) if args.out_port
-           else midi_ports.open_output(None, virtual=True))
+    # Ports are kept: unplug and replug a keyboard, or restart the JACK server, and they come back.
+    api = midi_ports.choose_api()
+    out = (midi_ports.PortKeeper("output", args.out_port, api=api) if args.out_port
+           else midi_ports.PortKeeper("output", midi_ports.VIRTUAL_OUT, api=api, virtual=True))
     clock = MonotonicClock()
     grid = (MidiClockGrid(meter, fallback_bpm=args.tempo) if args.midi_clock
             else InternalGrid(args.tempo, meter, origin=clock.now()))
     engine = LiveEngine(model, out, grid, settings, clock, model_name=path.stem, on_take=_log_take,
                         on_error=lambda m: print(f"composer-copilot: error: {m}", file=sys.stderr))
-    inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback) if args.in_port
-           else midi_ports.open_input(None, engine.midi_callback, virtual=True))
-    keepers = [p for p in (inp, out) if isinstance(p, midi_ports.PortKeeper)]
+    try:
+        inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback, api=api) if args.in_port
+               else midi_ports.PortKeeper("input", midi_ports.VIRTUAL_IN, engine.midi_callback, api=api,
+                                          virtual=True))
+    except Exception:
+        out.close()
+        raise
+    ports = midi_ports.LivePorts([inp, out], api, on_lost=engine.release_held)
+    give_up = getattr(args, "give_up", None)
+    code = EXIT_STOPPED
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -67,14 +91,21 @@ def run_listen(args: argparse.Namespace) -> int:
     engine.start()
     engine.set_metronome(args.metronome)
     try:
-        while not stop.wait(1.0):  # a timed wait lets the signal handler run promptly
-            for keeper in keepers:
-                change = keeper.check()
-                if change:
-                    print(f"MIDI {keeper.kind} {keeper.name}: {'disconnected' if change == 'lost' else 'reconnected'}",
-                          flush=True)
+        # A short timed wait lets the signal handler run promptly and a lost server be seen within a second.
+        while not stop.wait(midi_ports.LivePorts.CHECK_S):
+            ports.check(report=lambda line: print(line, flush=True))
+            down = ports.down_since
+            if give_up is not None and down is not None and time.monotonic() - down >= give_up:
+                print(f"composer-copilot: error: MIDI server or port gone for {give_up:g} s; giving up",
+                      file=sys.stderr, flush=True)
+                code = EXIT_GAVE_UP
+                break
+        else:
+            if not ports.healthy:
+                code = EXIT_STOPPED_WHILE_LOST
     finally:
         inp.close()
-        engine.close()  # note-offs for everything started, then panic
+        engine.close()  # note-offs for everything started (dropped if the output is gone), then panic
         out.close()
-    return 0
+        ports.close()
+    return code

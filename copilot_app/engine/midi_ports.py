@@ -4,16 +4,31 @@ python-rtmidi is compiled with several APIs on Linux (ALSA and JACK). Which one
 to use is decided once: ``COPILOT_MIDI_API`` wins (e.g. ``UNIX_JACK``); else
 JACK when a JACK server answers, since a JACK setup routes MIDI through it;
 else rtmidi's own default (ALSA, CoreMIDI, Windows MM).
+
+A JACK server can go away under a running app (killed, restarted by a
+session manager). ``ServerWatch`` notices it within milliseconds (libjack's
+shutdown callback on a client of its own) and again when a server answers;
+``PortKeeper`` closes its port while the server or device is gone (messages
+are dropped, never sent into the void) and opens it again, virtual ports
+included, when it is back. ``LivePorts`` ties both together for the owner of
+the engine (``listen``): one ``check()`` a quarter of a second, a line for
+each change.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import mido
 import rtmidi
+
+log = logging.getLogger(__name__)
 
 VIRTUAL_IN = "Composer Copilot In"
 VIRTUAL_OUT = "Composer Copilot Out"
@@ -185,61 +200,88 @@ def _match(name: str | None, available: list[str], kind: str) -> str:
 
 
 class PortKeeper:
-    """A named device port that survives being unplugged and plugged back in.
+    """A port that survives its device (or the whole MIDI server) going away.
 
-    ``check()`` (called about once a second by the engine's owner) closes the
-    port when its device disappears and reopens it when it comes back. While
-    an output is gone, ``send`` drops messages: the Player's bookkeeping of
-    open notes goes on, so its note-offs still balance what was sent.
+    A named device port: ``check()`` (called about once a second by the
+    engine's owner) closes the port when its device disappears and reopens
+    it when it comes back. A virtual port (``virtual=True``) has no device;
+    it goes with the server (``suspend``) and is created again when the
+    server is back (``resume``). While the port is gone, ``send`` drops
+    messages: the Player's bookkeeping of open notes goes on, so its
+    note-offs still balance what was sent.
     """
 
-    def __init__(self, kind: str, name: str,
-                 callback: Callable[[mido.Message], None] | None = None, api: str | None = None) -> None:
+    def __init__(self, kind: str, name: str | None,
+                 callback: Callable[[mido.Message], None] | None = None, api: str | None = None,
+                 *, virtual: bool = False) -> None:
         if kind not in ("input", "output"):
             raise ValueError("kind must be 'input' or 'output'")
-        self.kind, self.callback, self.api = kind, callback, api
+        self.kind, self.callback, self.virtual = kind, callback, virtual
+        self.api = api if api is not None else choose_api()
         self.requested = name
+        self._lock = threading.Lock()  # send (Player thread) vs close/reopen (owner's thread)
         self.port = self._open(name)
         self.name = self.port.name
         self.reconnects = 0
         self.dropped = 0
 
-    def _open(self, name: str):
+    def _open(self, name: str | None):
         if self.kind == "input":
-            return open_input(name, self.callback or (lambda m: None), api=self.api)
-        return open_output(name, api=self.api)
+            return open_input(name, self.callback or (lambda m: None), virtual=self.virtual, api=self.api)
+        return open_output(name, virtual=self.virtual, api=self.api)
 
     @property
     def connected(self) -> bool:
         return self.port is not None
 
-    def check(self) -> str | None:
-        """'lost', 'back' or None (nothing changed)."""
-        try:
-            names = list_ports(self.api)[0 if self.kind == "input" else 1]
-        except MidiPortError:
+    def check(self, names: list[str] | None = None) -> str | None:
+        """'lost', 'back' or None (nothing changed); ``names``: the ports listed now
+        (listed here when not given). A virtual port has nothing to check."""
+        if self.virtual:
             return None
+        if names is None:
+            try:
+                names = list_ports(self.api)[0 if self.kind == "input" else 1]
+            except MidiPortError:
+                return None
         present = self.name in names
         if self.port is not None and not present:
             self._close_port()
             return "lost"
         if self.port is None and present:
-            try:
-                self.port = self._open(self.name)
-            except MidiPortError:
-                return None
-            self.reconnects += 1
-            return "back"
+            return "back" if self.resume() else None
         return None
 
+    def suspend(self) -> None:
+        """The server went away: close the port now (before a new server could
+        reuse what the old client points at) and drop messages until ``resume``."""
+        if self.port is not None:
+            self._close_port()
+
+    def resume(self) -> bool:
+        """Open the port again (a virtual one is created again); whether it is open."""
+        if self.port is not None:
+            return True
+        try:
+            port = self._open(self.requested if self.virtual else self.name)
+        except MidiPortError as exc:
+            log.debug("reopen %s %s: %s", self.kind, self.name, exc)
+            return False
+        with self._lock:
+            self.port = port
+        self.reconnects += 1
+        return True
+
     def send(self, msg: mido.Message) -> None:
-        if self.port is None:
-            self.dropped += 1
-            return
-        self.port.send(msg)
+        with self._lock:
+            if self.port is None:
+                self.dropped += 1
+                return
+            self.port.send(msg)
 
     def _close_port(self) -> None:
-        port, self.port = self.port, None
+        with self._lock:
+            port, self.port = self.port, None
         try:
             port.close()
         except Exception:  # the device is gone; closing may complain
@@ -248,3 +290,168 @@ class PortKeeper:
     def close(self) -> None:
         if self.port is not None:
             self._close_port()
+
+
+# -- the JACK server itself ------------------------------------------------------
+_JACK_NO_START_SERVER = 0x01
+_ShutdownCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _libjack():
+    name = ctypes.util.find_library("jack") or "libjack.so.0"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return None
+    lib.jack_client_open.restype = ctypes.c_void_p
+    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.jack_on_shutdown.restype = None
+    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _ShutdownCallback, ctypes.c_void_p]
+    lib.jack_client_close.restype = ctypes.c_int
+    lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+class ServerWatch:
+    """Whether the JACK server is there: ``check()`` says 'lost', 'back' or None.
+
+    A JACK client of its own (no ports, never activated, so it costs the
+    server's graph nothing) registers libjack's shutdown callback, which
+    fires within milliseconds of the server dying (kill -9 included); the
+    callback only sets an event. While the server is away ``check`` tries a
+    new client every ``RETRY_S`` (with JackNoStartServer: never starts one).
+    On any other API than JACK there is no server to lose: always alive.
+    """
+
+    RETRY_S = 0.5
+
+    def __init__(self, api: str | None = None) -> None:
+        self.api = api if api is not None else choose_api()
+        self._lib = _libjack() if self.api == "UNIX_JACK" else None
+        self._client: int | None = None
+        self._gone = threading.Event()
+        self._callback = _ShutdownCallback(lambda _arg: self._gone.set())  # kept alive with self
+        self._last_try = float("-inf")
+        self.enabled = self._lib is not None
+        self.alive = True if not self.enabled else self._connect()
+        self.lost_at: float | None = None if self.alive else time.monotonic()
+
+    def _connect(self) -> bool:
+        self._last_try = time.monotonic()
+        status = ctypes.c_int(0)
+        client = self._lib.jack_client_open(b"Composer Copilot watch", _JACK_NO_START_SERVER,
+                                            ctypes.byref(status))
+        if not client:
+            return False
+        self._gone.clear()
+        self._lib.jack_on_shutdown(client, self._callback, None)
+        self._client = client
+        return True
+
+    def check(self) -> str | None:
+        if not self.enabled:
+            return None
+        if self.alive:
+            if not self._gone.is_set():
+                return None
+            self._drop_client()
+            self.alive, self.lost_at = False, time.monotonic()
+            return "lost"
+        if time.monotonic() - self._last_try < self.RETRY_S or not self._connect():
+            return None
+        self.alive, self.lost_at = True, None
+        return "back"
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client:
+            try:
+                self._lib.jack_client_close(client)  # libjack cleans up a dead server's client
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        self._drop_client()
+
+
+class LivePorts:
+    """The listening loop's ports and the server under them (see module docstring).
+
+    ``check()`` is called by the owner every ``CHECK_S``; it returns one
+    line per change for the user. Named ports are looked for at most once a
+    second (listing opens clients on the server).
+    """
+
+    CHECK_S = 0.25
+    LIST_S = 1.0
+
+    def __init__(self, keepers: list[PortKeeper], api: str | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
+        self.keepers = keepers
+        self.api = api if api is not None else choose_api()
+        self.watch = ServerWatch(self.api)
+        self.on_lost = on_lost  # e.g. the engine releases the keys it holds: their note-offs cannot come
+        self._last_list = time.monotonic()
+        self._port_down_since: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.watch.alive and all(k.connected for k in self.keepers)
+
+    @property
+    def down_since(self) -> float | None:
+        """When the server, or else a port, went away (monotonic seconds); None while all is well."""
+        if not self.watch.alive:
+            return self.watch.lost_at
+        return self._port_down_since if not self.healthy else None
+
+    def check(self, report: Callable[[str], None] | None = None) -> list[str]:
+        """One look at the server and the ports; the lines for the user, each also
+        handed to ``report`` as soon as it is known (before the slow clean-up)."""
+        lines: list[str] = []
+
+        def say(line: str) -> None:
+            lines.append(line)
+            if report is not None:
+                report(line)
+        change = self.watch.check()
+        if change == "lost":
+            say("MIDI server (JACK) lost: nothing is sent until it is back; the session is kept")
+            for keeper in self.keepers:
+                keeper.suspend()
+            if self.on_lost is not None:
+                self.on_lost()
+            return lines
+        if not self.watch.alive:
+            return lines
+        if change == "back":
+            back = [k.name for k in self.keepers if k.resume()]
+            missing = [k.name for k in self.keepers if not k.connected]
+            say("MIDI server (JACK) back: " + (f"reopened {', '.join(back)}" if back else "no port yet")
+                         + (f"; waiting for {', '.join(missing)}" if missing else ""))
+        now = time.monotonic()
+        named = [k for k in self.keepers if not k.virtual]
+        if named and now - self._last_list >= self.LIST_S:
+            self._last_list = now
+            try:
+                inputs, outputs = list_ports(self.api)
+            except MidiPortError:
+                inputs = outputs = None
+            if inputs is not None:
+                for keeper in named:
+                    was = keeper.connected
+                    result = keeper.check(inputs if keeper.kind == "input" else outputs)
+                    if result == "lost":
+                        if self.on_lost is not None and keeper.kind == "input":
+                            self.on_lost()
+                        say(f"MIDI {keeper.kind} {keeper.name}: disconnected")
+                    elif result == "back" or (not was and keeper.connected):
+                        say(f"MIDI {keeper.kind} {keeper.name}: reconnected")
+        if self.healthy:
+            self._port_down_since = None
+        elif self._port_down_since is None:
+            self._port_down_since = now
+        return lines
+
+    def close(self) -> None:
+        self.watch.close()
