@@ -1,8 +1,9 @@
 """The "Continuation" box: when to answer, how long, and how adventurous.
 
 Trigger (after silence, soft pedal, lowest key, or the button only), length
-in bars, temperature and top-p sliders, and under "Advanced" top-k, the
-number of variations and where an answer starts. Each change goes out as
+in bars, temperature and top-p sliders, the number of variations and the
+answer's velocity (follow the player's dynamics, or one fixed velocity), and
+under "Advanced" top-k and where an answer starts. Every control has a tooltip. Each change goes out as
 ``changed({field: value})`` with the engine's ``SessionSettings`` field
 names; the sliders start at the engine's defaults.
 """
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayo
                                QToolButton, QWidget)
 
 from copilot_app.engine.session import START_MODES, SessionSettings
+from copilot_app.ui.settings_store import Keys
 from model.tokens.config import PITCH_RANGE
 
 TRIGGERS = [("silence", "After silence"), ("pedal", "Soft pedal (CC 67)"),
@@ -46,6 +48,10 @@ class ContinuationSettings(QWidget):
         self.bars.setRange(1, 16)
         self.bars.setValue(_DEFAULTS.bars)
         self.bars.setSuffix(" bars")
+        self.trigger_combo.setToolTip("When the copilot answers: after you pause, when you press the soft pedal, "
+                                      "when you play the lowest key (A0), or only on Continue")
+        self.trigger_beats.setToolTip("How long a pause (in beats) counts as the end of your phrase")
+        self.bars.setToolTip("How many bars each answer lasts")
         grid.addWidget(QLabel("Answer"), 0, 0)
         grid.addWidget(self.trigger_combo, 0, 1)
         grid.addWidget(self.trigger_beats, 0, 2)
@@ -63,6 +69,10 @@ class ContinuationSettings(QWidget):
         for label in (self.temperature_value, self.top_p_value):
             label.setMinimumWidth(34)
         self.temperature.setToolTip("0.5–0.7 conservative · 0.8–0.9 balanced · 1.0–1.5 adventurous")
+        self.top_p.setToolTip("Nucleus sampling: only the most likely notes that together make up this share "
+                              "are considered (lower: safer, higher: more surprising)")
+        self.temperature_value.setToolTip(self.temperature.toolTip())
+        self.top_p_value.setToolTip(self.top_p.toolTip())
         grid.addWidget(QLabel("Temperature"), 1, 0)
         grid.addWidget(self.temperature, 1, 1, 1, 3)
         grid.addWidget(self.temperature_value, 1, 4)
@@ -70,12 +80,35 @@ class ContinuationSettings(QWidget):
         grid.addWidget(self.top_p, 2, 1, 1, 3)
         grid.addWidget(self.top_p_value, 2, 4)
 
+        self.variations = QSpinBox()
+        self.variations.setRange(1, 8)
+        self.variations.setValue(Keys.VARIATIONS.default)
+        self.variations.setToolTip("How many different answers each take holds: step through them with "
+                                   "◀ / ▶ Variation and accept the one you like")
+        self.velocity = QSpinBox()
+        self.velocity.setRange(0, 127)
+        self.velocity.setSpecialValueText("Follow you")
+        self.velocity.setValue(Keys.FIXED_VELOCITY.default)
+        self.velocity.setToolTip("How loud answers play: \"Follow you\" takes the level, swells and accents "
+                                 "of your last bars; 1–127 plays every answer note at that velocity")
+        row = QHBoxLayout()
+        row.addWidget(self.variations)
+        velocity_label = QLabel("Velocity")
+        velocity_label.setToolTip(self.velocity.toolTip())
+        row.addWidget(velocity_label)
+        row.addWidget(self.velocity, 1)
+        variations_label = QLabel("Variations")
+        variations_label.setToolTip(self.variations.toolTip())
+        grid.addWidget(variations_label, 3, 0)
+        grid.addLayout(row, 3, 1, 1, 4)
+
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setToolTip("Show or hide top-k and where an answer starts")
         self.advanced_toggle.setCheckable(True)
         self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        grid.addWidget(self.advanced_toggle, 3, 0)
+        grid.addWidget(self.advanced_toggle, 4, 0)
         self.advanced = QWidget()
         adv = QHBoxLayout(self.advanced)
         adv.setContentsMargins(0, 0, 0, 0)
@@ -83,18 +116,19 @@ class ContinuationSettings(QWidget):
         self.top_k.setRange(0, 500)
         self.top_k.setValue(_DEFAULTS.top_k)
         self.top_k.setSpecialValueText("off")
-        self.variations = QSpinBox()
-        self.variations.setRange(1, 8)
-        self.variations.setValue(_DEFAULTS.variations)
+        self.top_k.setToolTip("Consider only the k most likely notes at each step (off: no limit)")
         self.start_on = QComboBox()
         self.start_on.addItems(list(START_MODES))
         self.start_on.setCurrentText(_DEFAULTS.start_on)
-        for text, w in (("Top-k", self.top_k), ("Variations", self.variations), ("Start on", self.start_on)):
-            adv.addWidget(QLabel(text))
+        self.start_on.setToolTip("Where an answer starts: on the next bar line, the next beat, or right away")
+        for text, w in (("Top-k", self.top_k), ("Start on", self.start_on)):
+            label = QLabel(text)
+            label.setToolTip(w.toolTip())
+            adv.addWidget(label)
             adv.addWidget(w)
         adv.addStretch(1)
         self.advanced.setVisible(False)
-        grid.addWidget(self.advanced, 3, 1, 1, 4)
+        grid.addWidget(self.advanced, 4, 1, 1, 4)
 
         self.trigger_combo.currentIndexChanged.connect(lambda _i: self._trigger_changed())
         self.trigger_beats.valueChanged.connect(lambda _v: self._trigger_changed())
@@ -103,6 +137,7 @@ class ContinuationSettings(QWidget):
         self.top_p.valueChanged.connect(self._top_p_changed)
         self.top_k.valueChanged.connect(lambda v: self.changed.emit({"top_k": v}))
         self.variations.valueChanged.connect(lambda v: self.changed.emit({"variations": v}))
+        self.velocity.valueChanged.connect(lambda v: self.changed.emit({"fixed_velocity": v or None}))
         self.start_on.currentTextChanged.connect(lambda v: self.changed.emit({"start_on": v}))
         self.advanced_toggle.toggled.connect(self._advanced_toggled)
 
@@ -114,6 +149,7 @@ class ContinuationSettings(QWidget):
         return {"bars": self.bars.value(), "temperature": self.temperature.value() / HUNDREDTHS,
                 "top_p": self.top_p.value() / HUNDREDTHS, "top_k": self.top_k.value(),
                 "variations": self.variations.value(), "start_on": self.start_on.currentText(),
+                "fixed_velocity": self.velocity.value() or None,
                 **self._trigger_settings()}
 
     def _trigger_settings(self) -> dict:

@@ -54,7 +54,24 @@ TITLE = "Composer Copilot"
 FRAME_MS = 33  # piano roll refresh (about 30 per second)
 KEYBOARD_RANGE = (36, 96)  # the on-screen keys: C2..C7
 SAVED_SETTINGS: dict[str, Key] = {"bars": Keys.BARS, "temperature": Keys.TEMPERATURE, "top_p": Keys.TOP_P,
-                                  "top_k": Keys.TOP_K, "variations": Keys.VARIATIONS, "start_on": Keys.START_ON}
+                                  "top_k": Keys.TOP_K, "variations": Keys.VARIATIONS, "start_on": Keys.START_ON,
+                                  "fixed_velocity": Keys.FIXED_VELOCITY}
+EXAMPLE_PHRASES = Path(__file__).resolve().parents[2] / "resources" / "phrases"
+
+
+def example_phrases() -> list[Path]:
+    """The example phrases that ship in resources/phrases/, by file name."""
+    return sorted(EXAMPLE_PHRASES.glob("*.mid")) if EXAMPLE_PHRASES.is_dir() else []
+
+
+def example_title(path: Path) -> str:
+    """'03-jig-6-8.mid' -> 'Jig 6/8'."""
+    words = path.stem.split("-")
+    if words and words[0].isdigit():
+        words = words[1:]
+    if len(words) >= 2 and words[-1].isdigit() and words[-2].isdigit():
+        words = words[:-2] + [f"{words[-2]}/{words[-1]}"]
+    return " ".join(words).capitalize()
 
 
 class MainWindow(QMainWindow):
@@ -111,6 +128,8 @@ class MainWindow(QMainWindow):
         self.takes = TakesPanel(self._mime_for_ref)
         self.typing_row = TypingRow(self, self.bridge.keyboard_note)
         self.keyboard = PianoKeyboard(*KEYBOARD_RANGE)
+        self.ports.input_combo.setToolTip("The MIDI keyboard (or DAW port) you play on")
+        self.ports.output_combo.setToolTip("Where answers and the metronome play: a synth, a DAW, a digital piano")
 
     def _build_actions(self) -> None:
         def action(text: str, slot, shortcut: str | QKeySequence | None = None, tip: str = "") -> QAction:
@@ -139,6 +158,15 @@ class MainWindow(QMainWindow):
     def _build_menus(self, extra_model: Path | None) -> None:
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.act_open_phrase)
+        self.examples_menu = file_menu.addMenu("Open e&xample")
+        self.examples_menu.setToolTipsVisible(True)
+        for path in example_phrases():
+            a = self.examples_menu.addAction(example_title(path))
+            a.setData(str(path))
+            a.setStatusTip(f"Continue the example phrase {path.name}")
+            a.triggered.connect(lambda _checked=False, p=str(path): self.continue_file(p))
+        if not self.examples_menu.actions():
+            self.examples_menu.addAction("(no examples installed)").setEnabled(False)
         file_menu.addAction(self.act_export)
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
@@ -271,6 +299,7 @@ class MainWindow(QMainWindow):
             c.top_p.setValue(round(store.get(Keys.TOP_P) * HUNDREDTHS))
             c.top_k.setValue(store.get(Keys.TOP_K))
             c.variations.setValue(store.get(Keys.VARIATIONS))
+            c.velocity.setValue(max(0, min(127, store.get(Keys.FIXED_VELOCITY))))
             start_on = store.get(Keys.START_ON)
             if c.start_on.findText(start_on) >= 0:
                 c.start_on.setCurrentText(start_on)
@@ -285,7 +314,7 @@ class MainWindow(QMainWindow):
         self.bridge.update_settings(**changes)
         for name, value in changes.items():
             if name in SAVED_SETTINGS:
-                self.store.put(SAVED_SETTINGS[name], value)
+                self.store.put(SAVED_SETTINGS[name], 0 if value is None else value)
 
     def _meter_changed(self, meter: Meter) -> None:
         self.bridge.set_meter(meter)
@@ -457,8 +486,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("All notes off", 3000)
 
     def open_phrase(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a phrase to continue", "", "MIDI files (*.mid *.midi)")
+        folder = self.store.get(Keys.OPEN_DIR)
+        if not folder or not Path(folder).is_dir():
+            folder = str(EXAMPLE_PHRASES if EXAMPLE_PHRASES.is_dir() else Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a phrase to continue", folder,
+                                              "MIDI files (*.mid *.midi)")
         if path:
+            self.store.put(Keys.OPEN_DIR, str(Path(path).parent))  # the next Open starts there
             self.continue_file(path)
 
     def continue_file(self, path: str) -> None:

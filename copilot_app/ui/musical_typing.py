@@ -6,12 +6,19 @@ move an octave down and up. ``MusicalTyping`` is the mapping (no widgets);
 ``TypingRow`` is the check box and octave label under the piano roll, and
 an application-wide event filter that plays the keys while the window has
 the focus (not while a text or number field has it).
+
+A held key repeats: the system sends press (and on X11 release) events over
+and over while it is down. Events flagged as auto-repeat are ignored; and
+because some platforms send the repeats as plain release/press pairs (X11
+without detectable auto-repeat, some remote desktops), a release only ends
+its note after ``RELEASE_GRACE_MS``: a press of the same key before then is
+the key still being held, not a new note.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QCheckBox, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QWidget)
 
@@ -28,6 +35,10 @@ TYPING_LABELS = {v: QKeyName for QKeyName, v in {
     "A": 0, "W": 1, "S": 2, "E": 3, "D": 4, "F": 5, "T": 6, "G": 7, "Y": 8, "H": 9, "U": 10,
     "J": 11, "K": 12, "O": 13, "L": 14, "P": 15, ";": 16}.items()}
 OCTAVE_DOWN, OCTAVE_UP = Qt.Key.Key_Z, Qt.Key.Key_X
+# A release followed this soon by a press of the same key is auto-repeat (a
+# repeat's pair arrives within a millisecond or two; fingers need 50+ ms to
+# strike a key again).
+RELEASE_GRACE_MS = 30
 
 
 class MusicalTyping:
@@ -78,10 +89,13 @@ class TypingRow(QWidget):
         self._window = window
         self._send_note = send_note
         self.typing = MusicalTyping()
+        self._pending: dict[int, QTimer] = {}  # key -> the timer that will end its note
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.check = QCheckBox("Musical typing (A–; keys, Z/X octave)")
         self.check.setChecked(True)
+        self.check.setToolTip("Play with the computer keyboard: A W S E D F T G Y H U J K O L P ; are the keys "
+                              "of one octave, Z / X move it down / up")
         self.octave_label = QLabel("")
         row.addWidget(self.check)
         row.addWidget(self.octave_label)
@@ -99,6 +113,9 @@ class TypingRow(QWidget):
 
     def release_all(self) -> None:
         """End every typed note (focus lost, panic)."""
+        for timer in self._pending.values():
+            timer.stop()
+        self._pending.clear()
         for key in list(self.typing.down):
             pitch = self.typing.release(key)
             if pitch is not None:
@@ -129,6 +146,10 @@ class TypingRow(QWidget):
         if event.isAutoRepeat():
             return True
         if event.type() == QEvent.Type.KeyPress:
+            pending = self._pending.pop(key, None)
+            if pending is not None:  # released a moment ago: a repeat, the note goes on
+                pending.stop()
+                return True
             before = self.typing.base
             pitch = self.typing.press(key)
             if pitch is not None:
@@ -136,8 +157,19 @@ class TypingRow(QWidget):
             elif self.typing.base != before:
                 self._update_label()
                 self.octaveChanged.emit(self.typing.base)
-        else:
-            pitch = self.typing.release(key)
-            if pitch is not None:
-                self._send_note(pitch, False)
+        elif key in self.typing.down and key not in self._pending:
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda k=key: self._release(k))
+            self._pending[key] = timer
+            timer.start(RELEASE_GRACE_MS)
         return True
+
+    def _release(self, key: int) -> None:
+        """The grace after a key's release passed with no press: its note ends."""
+        timer = self._pending.pop(key, None)
+        if timer is not None:
+            timer.deleteLater()
+        pitch = self.typing.release(key)
+        if pitch is not None:
+            self._send_note(pitch, False)

@@ -29,6 +29,7 @@ class PianoKeyboard(QWidget):
         self.playing: set[int] = set()   # keys the app plays back
         self.typing_base: int | None = 60
         self._mouse_pitch: int | None = None
+        self.setToolTip("Click or drag to play; blue: keys you hold, orange: what the copilot plays")
         self.setMinimumHeight(70)
         self.setMaximumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)

@@ -56,6 +56,7 @@ class PianoRoll(QWidget):
         self.bar_quarters = 4.0
         self.beat_quarters = 1.0
         self.selected: int | None = None  # number of the take selected in the list
+        self.setToolTip("Your notes (blue) and the answers (orange; accepted: green) on the bars")
         self.busy = False
         self.setMinimumSize(480, 220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)

@@ -1,7 +1,8 @@
 """Every QSettings key of the window, typed, with its default, in one place.
 
 The defaults are not written here a second time: the sampling and trigger
-ones come from the engine's ``SessionSettings``, the tempo and meter from
+ones come from the engine's ``SessionSettings`` (except the window's 3
+variations), the tempo and meter from
 the engine's timeline. A key reads back as its default's type (QSettings
 hands back strings from an ini file), and a value that does not parse
 falls back to the default instead of breaking start-up.
@@ -57,13 +58,19 @@ class Keys:
     TEMPERATURE = Key("sampling/temperature", _ENGINE.temperature)
     TOP_P = Key("sampling/top_p", _ENGINE.top_p)
     TOP_K = Key("sampling/top_k", _ENGINE.top_k)
-    VARIATIONS = Key("sampling/variations", _ENGINE.variations)
+    # The window asks for 3 from the start (the engine's own default is 1, for
+    # `listen`), so ◀/▶ Variation has something to step through at once.
+    VARIATIONS = Key("sampling/variations", 3)
+    # One velocity for every answer note, 0: follow the player's dynamics
+    # (the engine's fixed_velocity None).
+    FIXED_VELOCITY = Key("sampling/fixed_velocity", _ENGINE.fixed_velocity or 0)
     START_ON = Key("sampling/start_on", _ENGINE.start_on)
     ADVANCED = Key("ui/advanced", False)
     TYPING = Key("ui/typing", True)
     PORT_IN = Key("ports/in", "")
     PORT_OUT = Key("ports/out", "")
     MODEL_PATH = Key("model/path", "")
+    OPEN_DIR = Key("files/open_dir", "")  # the folder File > Open phrase… showed last
 
 
 class SettingsStore:

@@ -40,6 +40,11 @@ class TimeControls(QWidget):
         for key, text in CLOCK_SOURCES:
             self.clock_combo.addItem(text, key)
         self.metronome_check = QCheckBox("Metronome")
+        self.tempo.setToolTip("Tempo in quarter notes a minute, as DAWs count (internal clock only)")
+        self.meter_combo.setToolTip("Time signature: the bars answers are counted in")
+        self.clock_combo.setToolTip("Internal clock, or follow the MIDI clock (Start/Stop/Song Position) "
+                                    "a DAW sends on the input")
+        self.metronome_check.setToolTip("Click on every beat (GM drum channel on the output)")
         grid.addWidget(QLabel("Tempo"), 0, 0)
         grid.addWidget(self.tempo, 0, 1)
         grid.addWidget(QLabel("Meter"), 0, 2)

@@ -32,6 +32,11 @@ class TransportBar(QWidget):
         self.next_button = QPushButton("Variation ▶")
         self.stop_button = QPushButton("Stop")
         self.panic_button = QPushButton("Panic (Esc)")
+        self.continue_button.setToolTip(f"Answer your phrase now ({SHORTCUTS['continue']})")
+        self.prev_button.setToolTip("Hear the previous variation of the selected take (←)")
+        self.next_button.setToolTip("Hear the next variation of the selected take (→)")
+        self.stop_button.setToolTip("Stop the answer that is playing")
+        self.panic_button.setToolTip("All notes off on the output, at once (Esc)")
         for b in (self.continue_button, self.prev_button, self.next_button, self.stop_button, self.panic_button):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space stays the Continue shortcut
             row.addWidget(b)
