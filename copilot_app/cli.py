@@ -48,6 +48,17 @@ def _add_model_args(parser: argparse.ArgumentParser, top_level: bool = False) ->
                         help="auto (GPU when there is one), cpu, cuda or cuda:N")
 
 
+def _velocity(text: str) -> int:
+    """--velocity: a MIDI velocity 1-127 (a clear usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 127:
+        raise argparse.ArgumentTypeError(f"{value} is not a MIDI velocity (1-127)")
+    return value
+
+
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     # Seed guidance: 0.5-0.7 conservative, 0.8-0.9 balanced, 1.0-1.5 adventurous.
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
@@ -112,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--midi-clock", action="store_true",
                    help="follow the MIDI clock (Start/Stop/Song Position) arriving on the input")
     p.add_argument("--variations", type=int, default=1, metavar="K")
+    p.add_argument("--velocity", type=_velocity, default=None, metavar="V",
+                   help="play every answer note at velocity V (1-127); default: follow your dynamics")
     p.add_argument("--give-up", type=float, metavar="SECONDS",
                    help="exit (code 4) when the MIDI server or a port stays away this long "
                         "(default: wait for it forever)")

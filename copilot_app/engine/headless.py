@@ -63,7 +63,7 @@ def run_listen(args: argparse.Namespace) -> int:
     settings = SessionSettings(bars=args.bars, temperature=args.temperature, top_p=args.top_p,
                                top_k=args.top_k, variations=args.variations,
                                trigger_beats=args.trigger_beats, trigger_key=args.trigger_key,
-                               seed=args.seed)
+                               seed=args.seed, fixed_velocity=getattr(args, "velocity", None))
     # Ports are kept: unplug and replug a keyboard, or restart the JACK server, and they come back.
     api = midi_ports.choose_api()
     out = (midi_ports.PortKeeper("output", args.out_port, api=api) if args.out_port
