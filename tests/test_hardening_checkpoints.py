@@ -3,6 +3,7 @@ schema and bounds before anything is allocated, NaN/Inf weights are refused,
 and a save cut between its two renames never leaves ``best`` unloadable."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -213,3 +214,55 @@ def test_weights_that_match_neither_sidecar_are_refused(saved):
     data[-10] ^= 0xFF
     saved.write_bytes(bytes(data))
     _refused(saved, str(saved), "SHA-256")
+
+
+def _saver(path: Path, gap_fd: int | None, seed: int) -> None:
+    """Child process: save checkpoints back to back until killed. With
+    ``gap_fd`` it reports each first rename and waits there, so the kill lands
+    exactly between the sidecar and the weights."""
+    real = os.replace
+    if gap_fd is not None:
+        def replace(src, dst):
+            real(src, dst)
+            if str(dst).endswith(".json"):
+                os.write(gap_fd, b"x")
+                time.sleep(0.2)
+
+        os.replace = replace
+    while True:  # every save a different model, so a torn pair is always a mismatch
+        seed += 1
+        save_checkpoint(path, make_model(seed), metrics={"seed": seed})
+
+
+def test_ten_kill_9s_inside_saves_leave_a_loadable_checkpoint(tmp_path):
+    import random
+    import signal
+
+    path = tmp_path / "best.safetensors"
+    save_checkpoint(path, make_model(), metrics={"seed": 0})
+    rng = random.Random(21)
+    for trial in range(10):
+        in_gap = trial % 2 == 1
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            try:
+                os.close(read_fd)
+                _saver(path, write_fd if in_gap else None, 1000 * (trial + 1))
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        if in_gap:
+            assert os.read(read_fd, 1) == b"x"
+        else:
+            time.sleep(rng.uniform(0.05, 0.3))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_fd)
+        if in_gap:  # the new sidecar is in place, the weights it names are not
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            assert json.loads(sidecar_path(path).read_text())["weights_sha256"] != digest
+        model, side = load_checkpoint(path)  # never CheckpointError
+        assert _same_weights(model, make_model(side["metrics"]["seed"]))
+    for junk in tmp_path.glob(".*.tmp"):  # a kill may leave a temp file, never a torn pair
+        junk.unlink()
