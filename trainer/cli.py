@@ -87,10 +87,14 @@ def report_skipped(progress: Progress, data: Data) -> None:
                        "(see its report.json)", corpus_skipped=data.corpus_skipped)
     if not data.skipped:
         return
-    _say(progress, f"skipped {len(data.skipped)} file(s) that could not be used:", skipped=data.skipped)
-    if progress.mode != "json" and ddp.rank() == 0:
-        for line in data.skipped[:50]:
-            print(f"  {line}", file=sys.stderr)
+    # Each file with its reason, in the message itself (the app's fine-tune log
+    # shows messages), at most 50 of them; the event carries them all.
+    limit = 50
+    shown = [f"  {line}" for line in data.skipped[:limit]]
+    if len(data.skipped) > limit:
+        shown.append(f"  … and {len(data.skipped) - limit} more")
+    _say(progress, "\n".join([f"skipped {len(data.skipped)} file(s) that could not be used:", *shown]),
+         skipped=data.skipped)
 
 
 def _load_base(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:

@@ -369,10 +369,18 @@ class FineTuneDialog(QDialog):
                 fraction = max(fraction, min(1.0, elapsed / self._budget_s))
             self.progress.setValue(int(1000 * min(1.0, fraction)))
             eta = event.get("eta_s")
-            if eta is not None and self._budget_s > 0:
-                eta = min(float(eta), max(0.0, self._budget_s - elapsed))
+            budget_left = max(0.0, self._budget_s - elapsed) if self._budget_s > 0 else None
+            # The time budget ends the run before its last step: count down the
+            # budget, not towards a step the run will never reach.
+            budget_ends_it = budget_left is not None and (eta is None or float(eta) >= budget_left)
+            if budget_left is not None:
+                eta = budget_left if eta is None else min(float(eta), budget_left)
             loss = event.get("loss")
-            self.progress.setFormat(f"step {step}/{steps or '?'}" + (f" · loss {loss:.3f}" if loss is not None else ""))
+            if budget_ends_it:
+                text = f"{format_eta(budget_left)} left of the {self._budget_s / 60:g}-min budget · step {step}"
+            else:
+                text = f"step {step}/{steps or '?'}" + (f" · {format_eta(eta)} left" if eta is not None else "")
+            self.progress.setFormat(text + (f" · loss {loss:.3f}" if loss is not None else ""))
             tps = event.get("tokens_per_s")
             self.eta.setText(f"ETA {format_eta(eta)}" + (f" · {tps:,.0f} tokens/s" if tps else ""))
         elif kind == "eval":

@@ -77,9 +77,17 @@ class ModelMenu(QObject):
             self.extra_model = Path(path)
             self.switchRequested.emit(path)
 
-    def show_models_folder(self) -> None:
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.models_dir)))
+    def show_models_folder(self) -> bool:
+        """Open the models folder in the file manager; say so in the status bar when that fails."""
+        try:
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.message.emit(f"Cannot create the models folder {self.models_dir}: {exc.strerror or exc}")
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.models_dir))):
+            self.message.emit(f"Could not open a file manager; the models folder is {self.models_dir}")
+            return False
+        return True
 
     def open_finetune(self) -> FineTuneDialog:
         if self.finetune_dialog is None:
