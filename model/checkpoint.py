@@ -225,6 +225,12 @@ def check_sidecar(side: Any, where: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(where, f"{key} must be an object or null")
     if side.get("previous") is not None and not isinstance(side["previous"], dict):
         raise CheckpointError(where, "previous must be an object or null")
+    n_params = side.get("n_params")
+    if n_params is not None and (not isinstance(n_params, int) or isinstance(n_params, bool) or n_params < 0):
+        raise CheckpointError(where, f"n_params must be a count, not {n_params!r:.40}")
+    for key in ("dtype", "weights_file"):
+        if side.get(key) is not None and not isinstance(side[key], str):
+            raise CheckpointError(where, f"{key} must be a string or null")
     return side
 
 
