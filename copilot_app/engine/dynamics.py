@@ -5,7 +5,9 @@ so every sampled note comes out at one velocity. The answer instead takes its
 dynamics from the phrase it answers, read off the last bars the player played:
 
 - level:   the mean velocity of the last ``CONTOUR_BARS`` bars (where the
-           player is now, not where they started);
+           player is now, not where they started), pulled toward the whole
+           phrase's mean when those bars hold few notes (one loud chord is
+           not a new level);
 - contour: each of those bars' deviation from that level, echoed bar by bar
            over the answer (a call that swells is answered by a swell);
 - accents: the mean deviation, at each eighth-note position of the bar, of
@@ -33,6 +35,7 @@ CONTOUR_BARS = 2               # bars whose level and shape the answer echoes
 ACCENT_BARS = 4                # bars the accent profile is read from
 SLOT_TICKS = TICKS_PER_QUARTER // 2  # accents per eighth-note position
 SHRINK = 1.0                   # pseudo-count pulling thin evidence toward 0
+LEVEL_SHRINK = 4.0             # pseudo-notes at the phrase's mean in the recent level
 
 
 def _clamp(v: float, low: int, high: int) -> int:
@@ -87,8 +90,8 @@ def phrase_dynamics(notes: Sequence[tuple[int, int]], bar_ticks: int, *,
         if bar > last_bar - ACCENT_BARS:
             by_bar.setdefault(bar, []).append((t, v))
     recent = [v for bar in range(last_bar - CONTOUR_BARS + 1, last_bar + 1) for _, v in by_bar.get(bar, [])]
-    level = sum(recent) / len(recent)
     every = [v for bar_notes in by_bar.values() for _, v in bar_notes]
+    level = (sum(recent) + LEVEL_SHRINK * sum(every) / len(every)) / (len(recent) + LEVEL_SHRINK)
     low, high = min(every), max(every)
 
     contour = []
