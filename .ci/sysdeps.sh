@@ -17,7 +17,9 @@ PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus
           libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0
           libxcb-xkb1
           # the test that opens that window on a virtual X server
-          xvfb x11-utils)
+          xvfb x11-utils
+          # the built-in piano: FluidSynth and a General MIDI SoundFont (FluidR3, MIT)
+          libfluidsynth3 fluid-soundfont-gm)
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: no apt-get here; install Qt's GL/EGL libraries and JACK yourself if missing" >&2

@@ -237,6 +237,7 @@ class MainWindow(QMainWindow):
         self.ports.inputChosen.connect(b.open_input)     # inputOpened answers
         self.ports.outputChosen.connect(b.open_output)
         self.ports.refreshRequested.connect(self.refresh_ports)
+        self.ports.bind_thru(store, b.ports.set_thru)  # MIDI thru: the Thru box, its settings, the port worker
 
         t = self.time_controls
         t.tempoChanged.connect(lambda bpm: (b.set_tempo(bpm), store.put(Keys.BPM, bpm)))

@@ -8,10 +8,18 @@ then open B never race), and the results come back as signals, which Qt
 queues to the GUI thread. Not the engine thread: the engine is replaced when
 the model changes, may not exist yet, and must not stall MIDI input while a
 port opens.
+
+The output may also be the built-in piano (``BUILTIN``: FluidSynth, see
+copilot_app/engine/synth_output.py), opened here like a port. MIDI thru:
+what arrives on the input port also goes to the output, from the input's
+own thread (no queue in between), on by default for the built-in piano and
+a setting for the other outputs; the notes it passed on are ended when the
+input closes or thru is turned off.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
@@ -19,11 +27,15 @@ import mido
 from PySide6.QtCore import QObject, Signal
 
 from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
+from copilot_app.engine.synth_output import BUILTIN
 from copilot_app.ui.messages import one_line
 
 log = logging.getLogger(__name__)
 
 VIRTUAL = "virtual"  # port name given to open_* for the app's own virtual port
+# What MIDI thru passes from the input to the output (not clock, sysex, or song position).
+THRU_TYPES = frozenset({"note_on", "note_off", "control_change", "pitchwheel", "aftertouch", "polytouch",
+                        "program_change"})
 
 
 def all_notes_off(send: Callable[[mido.Message], None]) -> None:
@@ -51,6 +63,12 @@ class PortManager(QObject):
         self.input_port = None
         self.input_name: str | None = None
         self.output_name: str | None = None
+        # MIDI thru for the built-in piano / for any other output; ``thru`` is the one in force.
+        self.thru_builtin = True
+        self.thru_external = False
+        self.thru = False
+        self._thru_lock = threading.Lock()
+        self._thru_held: set[tuple[int, int]] = set()  # (channel, note) passed on and not yet ended
         # Not a daemon: Python joins these workers at exit, so ports close cleanly.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copilot-ports")
         self._last: Future | None = None
@@ -68,6 +86,10 @@ class PortManager(QObject):
         """Open ``name`` (VIRTUAL, a port name, or None for none) and route playback to it."""
         self._submit(lambda: self._swap_output(name))
 
+    def set_thru(self, builtin: bool | None = None, external: bool | None = None) -> None:
+        """MIDI thru for the built-in piano and/or the other outputs (None: unchanged)."""
+        self._submit(lambda: self._set_thru(builtin, external))
+
     def close(self, before: Callable[[], None] | None = None) -> Future:
         """Run ``before`` (e.g. closing the engine, whose note-offs need the output), then close both ports.
 
@@ -80,6 +102,7 @@ class PortManager(QObject):
                 except Exception:
                     log.exception("closing before the ports")
             self._close_input()
+            self._update_thru(None)
             old = self.sink.set_target(None)
             _close_port(old)
             self.output_name = None
@@ -132,7 +155,7 @@ class PortManager(QObject):
             self._emit("inputOpened", "", True)
             return
         try:
-            self.input_port = open_input(None if name == VIRTUAL else name, self.midi_in,
+            self.input_port = open_input(None if name == VIRTUAL else name, self._from_port,
                                          virtual=name == VIRTUAL)
         except Exception as exc:
             self._emit("errorOccurred", one_line(exc))
@@ -144,6 +167,45 @@ class PortManager(QObject):
     def _close_input(self) -> None:
         port, self.input_port, self.input_name = self.input_port, None, None
         _close_port(port)
+        self._end_thru_notes()  # a key held while its input went away
+
+    # -- MIDI thru (``_from_port`` runs on the input's polling thread) ----------------
+    def _from_port(self, msg: mido.Message) -> None:
+        """A message from the input port: to the engine, and to the output when thru is on."""
+        self.midi_in(msg)
+        if not self.thru or msg.type not in THRU_TYPES:
+            return
+        with self._thru_lock:
+            if msg.type == "note_on" and msg.velocity > 0:
+                self._thru_held.add((msg.channel, msg.note))
+            elif msg.type in ("note_on", "note_off"):
+                self._thru_held.discard((msg.channel, msg.note))
+        try:
+            self.sink.send(msg)
+        except Exception as exc:  # the output went away; the input goes on
+            log.warning("MIDI thru failed: %s", exc)
+
+    def _end_thru_notes(self) -> None:
+        with self._thru_lock:
+            held, self._thru_held = sorted(self._thru_held), set()
+        for channel, note in held:
+            try:
+                self.sink.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
+            except Exception:
+                pass
+
+    def _set_thru(self, builtin: bool | None, external: bool | None) -> None:
+        if builtin is not None:
+            self.thru_builtin = bool(builtin)
+        if external is not None:
+            self.thru_external = bool(external)
+        self._update_thru(self.output_name)
+
+    def _update_thru(self, output: str | None) -> None:
+        on = bool(output) and (self.thru_builtin if output == BUILTIN else self.thru_external)
+        if self.thru and not on:
+            self._end_thru_notes()
+        self.thru = on
 
     def _swap_output(self, name: str | None) -> None:
         from copilot_app.engine.midi_ports import open_output
@@ -151,7 +213,12 @@ class PortManager(QObject):
         port, ok = None, True
         if name:
             try:
-                port = open_output(None if name == VIRTUAL else name, virtual=name == VIRTUAL)
+                if name == BUILTIN:
+                    from copilot_app.engine.synth_output import open_synth
+
+                    port = open_synth()
+                else:
+                    port = open_output(None if name == VIRTUAL else name, virtual=name == VIRTUAL)
             except Exception as exc:
                 self._emit("errorOccurred", one_line(exc))
                 ok = False
@@ -159,9 +226,11 @@ class PortManager(QObject):
             all_notes_off(self.sink.send)  # nothing left hanging on the port we leave
         except Exception as exc:
             self._emit("errorOccurred", f"MIDI out: {one_line(exc)}")
+        self._update_thru(None)  # notes passed on to the old output end there
         old = self.sink.set_target(port)
         _close_port(old)
         self.output_name = name if port is not None else None
+        self._update_thru(self.output_name)
         self._emit("outputOpened", name or "", ok)
 
     def _emit(self, signal: str, *args) -> None:

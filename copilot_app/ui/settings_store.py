@@ -17,6 +17,7 @@ from PySide6.QtCore import QByteArray, QSettings
 from copilot_app.engine.clock import Meter
 from copilot_app.engine.session import SessionSettings
 from copilot_app.engine.session_model import DEFAULT_BPM
+from copilot_app.engine.synth_output import BUILTIN
 
 T = TypeVar("T")
 _ENGINE = SessionSettings()
@@ -68,7 +69,9 @@ class Keys:
     ADVANCED = Key("ui/advanced", False)
     TYPING = Key("ui/typing", True)
     PORT_IN = Key("ports/in", "")
-    PORT_OUT = Key("ports/out", "")
+    PORT_OUT = Key("ports/out", BUILTIN)  # the built-in piano until the user picks another output
+    THRU_BUILTIN = Key("ports/thru_builtin", True)    # MIDI thru to the built-in piano
+    THRU_EXTERNAL = Key("ports/thru_external", False)  # MIDI thru to any other output
     MODEL_PATH = Key("model/path", "")
     OPEN_DIR = Key("files/open_dir", "")  # the folder File > Open phrase… showed last
 
