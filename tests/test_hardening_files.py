@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -238,17 +237,23 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.mid"]
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root ignores permissions")
-def test_no_permission_is_one_line_naming_the_file(tmp_path):
+def test_no_permission_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    import model.atomic_io as aio
+
     folder = tmp_path / "locked"
     folder.mkdir()
     folder.chmod(0o500)
+    if os.geteuid() == 0:  # root ignores the mode: fail the temp file's creation as it would
+        def denied(*args, **kwargs):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder / ".x.mid.123.tmp"))
+
+        monkeypatch.setattr(aio.tempfile, "mkstemp", denied)
     try:
         with pytest.raises(WriteError) as info:
             atomic_write_bytes(folder / "x.mid", b"data")
     finally:
         folder.chmod(0o700)
-    assert str(info.value).startswith(f"{folder / 'x.mid'}: cannot write (") and ".tmp" not in str(info.value)
+    assert str(info.value) == f"{folder / 'x.mid'}: cannot write (Permission denied)"
 
 
 def test_a_folder_as_target_is_named_not_a_temp_file(tmp_path):
@@ -291,3 +296,74 @@ def test_several_files_are_written_all_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(aio.os, "fsync", real_fsync)
     atomic_write_many([(p, b"new") for p in paths])
     assert [p.read_bytes() for p in paths] == [b"new"] * 3
+
+
+# -- end to end: continue and File > Open ------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from model import RWKV7, RWKVConfig, save_checkpoint
+    from model.tokens.config import build_tokenizer, tokenizer_config
+
+    torch.manual_seed(0)
+    model = RWKV7(RWKVConfig(vocab_size=len(build_tokenizer().vocab), n_layer=1, n_embd=64, head_size=32))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(path, model, tokenizer=tokenizer_config())
+    return path
+
+
+def _long_phrase(prefix: bytes) -> bytes:
+    """Eight bars of quarter notes after ``prefix`` (a tempo event, say)."""
+    body = b"".join(b"\x00\x90" + bytes([60 + i % 12]) + b"\x50\x60\x80" + bytes([60 + i % 12]) + b"\x40"
+                    for i in range(32))
+    return _smf(prefix + body + b"\x00\xff\x2f\x00")
+
+
+def test_continue_writes_the_default_tempo_for_a_broken_one_and_warns(tmp_path, tiny_checkpoint, capsys):
+    from copilot_app.cli import main
+
+    src = tmp_path / "zero-tempo.mid"
+    src.write_bytes(_long_phrase(b"\x00\xff\x51\x03\x00\x00\x00"))
+    out = tmp_path / "out.mid"
+    code = main(["continue", str(src), "-o", str(out), "--model", str(tiny_checkpoint), "--seed", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "warning: zero-tempo.mid: a tempo of 0 us a quarter is not usable; using 120 BPM" in err
+    assert [t.mspq for t in read_score_bytes(out.read_bytes()).tempos] == [500_000]
+
+
+def test_continue_variations_are_all_or_none_on_a_full_disk(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import model.atomic_io as aio
+    from copilot_app.cli import main
+
+    src = tmp_path / "in.mid"
+    src.write_bytes(_long_phrase(b""))
+    takes = [tmp_path / f"take-{i}.mid" for i in (1, 2, 3)]
+    for take in takes:
+        take.write_bytes(b"old")
+    real_fsync, calls = os.fsync, []
+
+    def disk_full_on_the_third(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(aio.os, "fsync", disk_full_on_the_third)
+    code = main(["continue", str(src), "-o", str(tmp_path / "take.mid"), "--variations", "3",
+                 "--model", str(tiny_checkpoint), "--seed", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{takes[2]}: cannot write (No space left on device)" in err
+    assert [t.read_bytes() for t in takes] == [b"old"] * 3
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_file_open_refuses_special_files_in_one_line(tmp_path):
+    from copilot_app.engine.phrase_file import read_phrase
+
+    for name, words in _special_files(tmp_path).items():
+        with pytest.raises(MidiReadError) as info:
+            _no_hang(lambda: read_phrase(tmp_path / name))
+        assert name in str(info.value) and words in str(info.value) and "\n" not in str(info.value)
