@@ -199,3 +199,17 @@ def test_example_phrases_open_in_their_meter_and_tempo():
     assert round(meters["01-pop-ballad-4-4.mid"].tempo_bpm) == 72
     for phrase in meters.values():
         assert len(phrase.notes) >= 16 and len({n.velocity for n in phrase.notes}) > 2  # dynamics to follow
+
+
+def test_every_control_of_the_fine_tune_dialog_has_a_tooltip(window, qtbot):
+    from PySide6.QtWidgets import QLineEdit, QListWidget
+
+    dialog = window.open_finetune()
+    qtbot.addWidget(dialog)
+    controls = [w for kind in (QAbstractButton, QComboBox, QAbstractSpinBox, QLineEdit, QListWidget)
+                for w in dialog.findChildren(kind)
+                if not w.objectName().startswith("qt_")
+                and not isinstance(w.parent(), (QAbstractSpinBox, QComboBox))]
+    assert len(controls) >= 9
+    assert [type(w).__name__ for w in controls if not w.toolTip().strip()] == []
+    dialog.close()

@@ -232,6 +232,22 @@ class FineTuneDialog(QDialog):
         buttons.addWidget(self.close_button)
         layout.addLayout(buttons)
 
+        for widget, tip in (
+                (self.folders, "The folders whose .mid files (and their subfolders') the model learns from"),
+                (self.add_button, "Add a folder of your .mid files"),
+                (self.remove_button, "Take the selected folder off the list"),
+                (self.base, "The model to start from: the new one learns your style on top of it"),
+                (self.budget, "The longest the training may run; it stops earlier when it stops improving"),
+                (self.name, "The new model's name in the Model menu (and its file in the models folder)"),
+                (self.progress, "Time left against the budget, or steps when they end the run first"),
+                (self.plot, "Training loss (every step) and validation loss (every evaluation): lower is better"),
+                (self.log, "What the trainer says: skipped files with their reasons, warnings"),
+                (self.start_button, "Start training in the background; you can keep playing meanwhile"),
+                (self.cancel_button, "Stop training; your models stay as they were"),
+                (self.switch_button, "Play with the model this run made"),
+                (self.close_button, "Close this window (a running training is cancelled)")):
+            widget.setToolTip(tip)
+
         self.add_button.clicked.connect(self._choose_folder)
         self.remove_button.clicked.connect(lambda: self.folders.takeItem(self.folders.currentRow()))
         self.start_button.clicked.connect(self.start)
