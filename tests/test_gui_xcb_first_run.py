@@ -99,7 +99,8 @@ def test_make_run_opens_the_real_window_on_xcb(xvfb, tmp_path):
     _need("xwininfo")
     env = dict(os.environ, DISPLAY=xvfb, QT_QPA_PLATFORM="xcb", QT_DEBUG_PLUGINS="1",
                COPILOT_SETTINGS=str(tmp_path / "settings.ini"), XDG_RUNTIME_DIR=str(tmp_path),
-               HOME=str(tmp_path))
+               HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     env.pop("WAYLAND_DISPLAY", None)
     log = tmp_path / "app.log"
     with open(log, "wb") as fh:
