@@ -182,13 +182,12 @@ def check_config(config: Any, where: str | os.PathLike) -> RWKVConfig:
     for key, value in config.items():
         if key == "wkv":
             if value not in _WKV_OPERATORS:
-                raise CheckpointError(where, f"config.wkv must be one of {', '.join(_WKV_OPERATORS)}, not {value!r:.40}")
+                raise CheckpointError(
+                    where, f"config.wkv must be one of {', '.join(_WKV_OPERATORS)}, not {value!r:.40}")
             continue
         if key not in CONFIG_SCHEMA:
             raise CheckpointError(where, f"unknown config field {key!r:.40} (a newer format?)")
         check_field(key, value, CONFIG_SCHEMA[key], where)
-    if config.get("n_embd", 1) % config.get("head_size", 1):
-        raise CheckpointError(where, f"config.n_embd={config['n_embd']} is not a multiple of head_size={config['head_size']}")
     try:
         return RWKVConfig.from_dict(config)
     except (TypeError, ValueError) as e:
