@@ -28,6 +28,7 @@ import mido
 from PySide6.QtCore import QObject, Signal, Slot
 
 from copilot_app.engine.clock import Clock, Meter, MonotonicClock
+from copilot_app.engine.held_notes import HeldNotes
 from copilot_app.engine.live import LiveEngine
 from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF
 from copilot_app.engine.session_model import SessionSnapshot, Take
@@ -42,8 +43,10 @@ log = logging.getLogger(__name__)
 class ForwardingSink:
     """The MIDI sink the engine writes to; the real output can be swapped at any time.
 
-    ``send`` runs on the Player's thread, ``set_target`` on the GUI thread: a
-    lock keeps the swap atomic. With no target the messages are dropped (the
+    ``send`` runs on the Player's thread, ``set_target`` on the port worker: a
+    lock keeps the swap atomic, and is held while a message goes out, so once
+    ``set_target`` returns nothing is being sent to the old target any more
+    (it can be closed safely). With no target the messages are dropped (the
     Player's own bookkeeping of open notes still balances).
     """
 
@@ -51,6 +54,7 @@ class ForwardingSink:
         self._lock = threading.Lock()
         self._target = None
         self.sent = 0
+        self.dropped = 0  # sent while there was no output (none chosen, or its MIDI server gone)
         # What went out, for the on-screen keyboard to light up: (on, channel, pitch),
         # appended on the Player's thread, drained by the GUI's frame timer.
         self.monitor: "deque[tuple[bool, int, int]]" = deque(maxlen=512)
@@ -66,15 +70,16 @@ class ForwardingSink:
             return self._target
 
     def send(self, msg: mido.Message) -> None:
-        with self._lock:
-            target = self._target
-            self.sent += 1
         if msg.type in ("note_on", "note_off"):
             self.monitor.append((msg.type == "note_on" and msg.velocity > 0, msg.channel, msg.note))
         elif msg.type == "control_change" and msg.control in (ALL_NOTES_OFF, ALL_SOUND_OFF):
             self.monitor.append((False, msg.channel, -1))
-        if target is not None:
-            target.send(msg)
+        with self._lock:
+            self.sent += 1
+            if self._target is None:
+                self.dropped += 1
+                return
+            self._target.send(msg)
 
     def drain_monitor(self) -> list[tuple[bool, int, int]]:
         out = []
@@ -98,6 +103,8 @@ class EngineBridge(QObject):
     portsListed = Signal(list, list)    # input names, output names (from the port worker)
     inputOpened = Signal(str, bool)     # name asked for ("" for none), whether it is open
     outputOpened = Signal(str, bool)
+    serverChanged = Signal(bool, str)   # the MIDI server is there or not; one line saying what happened
+    heldNotesChanged = Signal(object)   # HeldNotes: the keys (and pedal) the engine holds as down
     _snapshotArrived = Signal(object)   # from the engine thread
     _modelReady = Signal(object, str, str, int)  # model, path, device label, generation
     _modelLoadFailed = Signal(str, int)
@@ -113,6 +120,10 @@ class EngineBridge(QObject):
         self._generation = 0
         self._keyboard_held: set[int] = set()
         self._closed = False
+        self.held_notes = HeldNotes()   # the engine's latest report
+        self.midi_server_ok = True      # the port worker's latest report
+        self.heldNotesChanged.connect(self._on_held)
+        self.serverChanged.connect(self._on_server)
         self._snapshotArrived.connect(self._on_snapshot)
         self._modelReady.connect(self._on_model_ready)
         self._modelLoadFailed.connect(self._on_model_failed)
@@ -122,11 +133,27 @@ class EngineBridge(QObject):
                                  on_take=self.files.add,
                                  on_input=lambda n: safe_emit(self.inputEvent, n),
                                  on_error=lambda m: safe_emit(self.errorOccurred, m),
-                                 on_busy=lambda b: safe_emit(self.busyChanged, b))
-        self.ports = PortManager(self.sink, self.engine.midi_callback, self)
-        for name in ("portsListed", "inputOpened", "outputOpened", "errorOccurred"):
+                                 on_busy=lambda b: safe_emit(self.busyChanged, b),
+                                 on_held=lambda h: safe_emit(self.heldNotesChanged, h))
+        # A lost MIDI server takes the input with it: the keys it held will send no note-off.
+        self.ports = PortManager(self.sink, self.engine.midi_callback, self, on_lost=self.engine.release_held)
+        for name in ("portsListed", "inputOpened", "outputOpened", "errorOccurred", "serverChanged"):
             getattr(self.ports, name).connect(getattr(self, name))
         self.engine.start()
+
+    @Slot(object)
+    def _on_held(self, held: HeldNotes) -> None:
+        self.held_notes = held
+
+    @Slot(bool, str)
+    def _on_server(self, ok: bool, _message: str) -> None:
+        self.midi_server_ok = ok
+
+    def clear_held(self) -> None:
+        """A stuck key: every key the engine holds as down goes up (and the pedal), the
+        on-screen keyboard's too; ``heldNotesChanged`` answers."""
+        self.release_keyboard()
+        self.engine.release_held()
 
     @Slot(object)
     def _on_snapshot(self, snapshot: SessionSnapshot) -> None:

@@ -37,6 +37,7 @@ from copilot_app.engine.midi_input import DRUM_CHANNEL
 from copilot_app.engine.session_model import SessionSnapshot
 from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSettings
 from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
+from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
 from copilot_app.ui.models import all_models, default_models_dir, display_name
 from copilot_app.ui.musical_typing import TypingRow
@@ -214,7 +215,9 @@ class MainWindow(QMainWindow):
         self.engine_status = QLabel("Engine: no model")
         self.model_status = QLabel(f"Model: {model_label}")
         self.device_status = QLabel(f"Device: {device_label}")
-        for w in (self.engine_status, self.model_status, self.device_status):
+        self.held_view = HeldNotesView()    # the keys the engine holds as down; Clear for a stuck one
+        self.midi_view = MidiServerView()   # red while the MIDI server (JACK) is gone
+        for w in (self.held_view, self.midi_view, self.engine_status, self.model_status, self.device_status):
             self.statusBar().addPermanentWidget(w)
         self.statusBar().showMessage("Ready")
 
@@ -227,6 +230,9 @@ class MainWindow(QMainWindow):
         b.modelLoaded.connect(self._on_model_loaded)
         b.modelFailed.connect(self._on_model_failed)
         b.busyChanged.connect(self._on_busy)
+        b.heldNotesChanged.connect(self.held_view.show_held)
+        self.held_view.clearRequested.connect(b.clear_held)
+        b.serverChanged.connect(self._on_midi_server)
         b.portsListed.connect(self._on_ports_listed)
         b.inputOpened.connect(lambda name, ok: self._port_opened(self.ports.input_combo, Keys.PORT_IN, "MIDI in",
                                                                  name, ok))
@@ -381,7 +387,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_failed(self, message: str) -> None:
         self.loading = False
-        self.engine_status.setText("Engine: ready" if self.bridge.model_path else "Engine: no model")
+        self.engine_status.setText(self._engine_text())
         self.show_error(f"Could not load the model: {message}", dialog=True)
 
     def _on_model_loaded(self, path: str, label: str) -> None:
@@ -389,7 +395,7 @@ class MainWindow(QMainWindow):
         name = display_name(path)
         self.model_status.setText(f"Model: {name}")
         self.device_status.setText(f"Device: {label}")
-        self.engine_status.setText("Engine: ready")
+        self.engine_status.setText(self._engine_text())
         self.statusBar().showMessage(f"Model {name} ready on {label}", 5000)
         self.store.put(Keys.MODEL_PATH, path)
         self.model_menu.rebuild()
@@ -433,6 +439,17 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Take {take.number}: variation {view.auditioned + 1}/{len(take.variations)}, "
             f"{len(take.notes(view.auditioned))} notes{latency}{accepted}", 6000)
+
+    def _engine_text(self) -> str:
+        if not self.bridge.midi_server_ok:
+            return "Engine: no MIDI server"  # never "ready" while nothing can be heard or played
+        return "Engine: ready" if self.bridge.model_path else "Engine: no model"
+
+    def _on_midi_server(self, ok: bool, message: str) -> None:
+        self.midi_view.show_server(ok, message)
+        if not self.loading:
+            self.engine_status.setText(self._engine_text())
+        self.statusBar().showMessage(message, 0 if not ok else 8000)
 
     def _on_busy(self, busy: bool) -> None:
         self.roll.busy = busy

@@ -9,6 +9,14 @@ queues to the GUI thread. Not the engine thread: the engine is replaced when
 the model changes, may not exist yet, and must not stall MIDI input while a
 port opens.
 
+The same worker watches the MIDI server (``midi_ports.ServerWatch``, looked
+at four times a second from a timer): when the JACK server dies, playback is
+dropped at once (never sent into the void), the input is closed and
+``serverChanged(False, ...)`` says so; when a server answers again the ports
+the user chose open again (virtual ones are created again) and
+``serverChanged(True, ...)`` follows their ``inputOpened``/``outputOpened``.
+A chosen port that is not back yet is tried again once a second.
+
 The output may also be the built-in piano (``BUILTIN``: FluidSynth, see
 copilot_app/engine/synth_output.py), opened here like a port. MIDI thru:
 what arrives on the input port also goes to the output, from the input's
@@ -20,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 import mido
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
 from copilot_app.engine.synth_output import BUILTIN
@@ -33,6 +42,8 @@ from copilot_app.ui.messages import one_line
 log = logging.getLogger(__name__)
 
 VIRTUAL = "virtual"  # port name given to open_* for the app's own virtual port
+WATCH_MS = 250       # how often the worker looks at the MIDI server
+RETRY_S = 1.0        # how often a chosen port that is not back yet is tried again
 # What MIDI thru passes from the input to the output (not clock, sysex, or song position).
 THRU_TYPES = frozenset({"note_on", "note_off", "control_change", "pitchwheel", "aftertouch", "polytouch",
                         "program_change"})
@@ -55,8 +66,10 @@ class PortManager(QObject):
     inputOpened = Signal(str, bool)   # the name asked for ("" for none), whether it is open
     outputOpened = Signal(str, bool)
     errorOccurred = Signal(str)
+    serverChanged = Signal(bool, str)  # whether the MIDI server is there; one line saying what happened
 
-    def __init__(self, sink, midi_in: Callable[[mido.Message], None], parent: QObject | None = None) -> None:
+    def __init__(self, sink, midi_in: Callable[[mido.Message], None], parent: QObject | None = None,
+                 on_lost: Callable[[], None] | None = None, watch: bool = True) -> None:
         super().__init__(parent)
         self.sink = sink                # ForwardingSink: ``set_target`` swaps the output atomically
         self.midi_in = midi_in          # rtmidi's callback (it only enqueues)
@@ -72,8 +85,31 @@ class PortManager(QObject):
         # Not a daemon: Python joins these workers at exit, so ports close cleanly.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copilot-ports")
         self._last: Future | None = None
+        # The server watch (worker thread only) and the ports to bring back with the server.
+        self.on_lost = on_lost          # e.g. the engine releases held keys: their note-offs cannot come
+        self.server_alive = True
+        self._server = None
+        self._want_in: str | None = None
+        self._want_out: str | None = None
+        self._missing: set[str] = set()  # "input"/"output": chosen, not open again since the server is back
+        self._dead: list = []            # outputs of a dead server (see _server_lost)
+        self._kept: list = []            # the built-in piano of a dead server: never closed
+        self._last_retry = 0.0
+        self._watch_queued = False
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.watch)
+        if watch:
+            self._timer.start(WATCH_MS)
 
     # -- called on the GUI thread; each returns at once ------------------------------
+    def watch(self) -> None:
+        """Look at the MIDI server on the worker (the timer calls this; one look queued at a time)."""
+        if self._watch_queued:
+            return
+        self._watch_queued = True
+        if self._submit(self._watch, track=False) is None:
+            self._watch_queued = False
+
     def list_ports(self) -> None:
         """Look for ports; ``portsListed`` (or ``errorOccurred``) answers."""
         self._submit(self._list)
@@ -106,6 +142,9 @@ class PortManager(QObject):
             old = self.sink.set_target(None)
             _close_port(old)
             self.output_name = None
+            if self._server is not None:
+                self._server.close()
+        self._timer.stop()
         future = self._submit(work)
         self._worker.shutdown(wait=False)  # the queued jobs still run
         return future
@@ -123,7 +162,7 @@ class PortManager(QObject):
             pass
         return True
 
-    def _submit(self, fn: Callable[[], None]) -> Future | None:
+    def _submit(self, fn: Callable[[], None], track: bool = True) -> Future | None:
         def guarded() -> None:
             try:
                 fn()
@@ -131,10 +170,12 @@ class PortManager(QObject):
                 log.exception("MIDI port job")
                 self._emit("errorOccurred", f"MIDI ports: {one_line(exc)}")
         try:
-            self._last = self._worker.submit(guarded)
+            future = self._worker.submit(guarded)
         except RuntimeError:  # closed: the window is going away
             return None
-        return self._last
+        if track:  # the server watch is not a job anyone waits for
+            self._last = future
+        return future
 
     # -- worker thread -----------------------------------------------------------
     def _list(self) -> None:
@@ -147,10 +188,83 @@ class PortManager(QObject):
             return
         self._emit("portsListed", list(inputs), list(outputs))
 
+    # -- the MIDI server (worker thread) ------------------------------------------
+    def _watch(self) -> None:
+        self._watch_queued = False
+        while self._dead:
+            # Closing a JACK output of a dead server waits 1 s in RtMidi holding the GIL, so it
+            # happens a tick after the loss was reported (the window shows it first).
+            _close_port(self._dead.pop())
+        if self._server is None:
+            from copilot_app.engine.midi_ports import ServerWatch, choose_api
+
+            self._server = ServerWatch(choose_api())
+            self.server_alive = self._server.alive
+        change = self._server.check()
+        if change == "lost":
+            self._server_lost()
+        elif change == "back":
+            self.server_alive = True
+            self._missing = {kind for kind, want in (("input", self._want_in), ("output", self._want_out)) if want}
+            self._reopen()
+            waiting = f" (waiting for the {' and '.join(sorted(self._missing))})" if self._missing else ""
+            self._emit("serverChanged", True, f"MIDI server (JACK) back: ports reopened{waiting}")
+        elif self._missing and self.server_alive and time.monotonic() - self._last_retry >= RETRY_S:
+            self._reopen()
+
+    def _server_lost(self) -> None:
+        """Drop playback first (nothing into the void), then close the input; the choices stay."""
+        self.server_alive = False
+        self._emit("serverChanged", False, "MIDI server (JACK) lost: nothing is sent until it is back")
+        old = self.sink.set_target(None)  # waits for a send in flight
+        from copilot_app.engine.synth_output import BUILTIN
+
+        if old is not None:
+            # The built-in piano's audio driver died with the server: never closed. A port of
+            # the dead server is closed on the next look, before a new server can start.
+            (self._kept if self._want_out == BUILTIN else self._dead).append(old)
+        self.output_name = None
+        self._close_input(forget=False)
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def _reopen(self) -> None:
+        """Open again the chosen ports that are not open (the server is back)."""
+        from copilot_app.engine.midi_ports import open_input, open_output
+        from copilot_app.engine.synth_output import BUILTIN, open_synth
+
+        self._last_retry = time.monotonic()
+        name = self._want_in
+        if "input" in self._missing and name:
+            try:
+                self.input_port = open_input(None if name == VIRTUAL else name,
+                                             getattr(self, "_from_port", self.midi_in),  # with MIDI thru when there
+                                             virtual=name == VIRTUAL)
+            except Exception as exc:
+                log.debug("reopen input %s: %s", name, exc)
+            else:
+                self._missing.discard("input")
+                self.input_name = name
+                self._emit("inputOpened", name, True)
+        name = self._want_out
+        if "output" in self._missing and name:
+            try:
+                port = (open_synth() if name == BUILTIN
+                        else open_output(None if name == VIRTUAL else name, virtual=name == VIRTUAL))
+            except Exception as exc:
+                log.debug("reopen output %s: %s", name, exc)
+            else:
+                self._missing.discard("output")
+                _close_port(self.sink.set_target(port))
+                self.output_name = name
+                self._emit("outputOpened", name, True)
+
     def _swap_input(self, name: str | None) -> None:
         from copilot_app.engine.midi_ports import open_input
 
         self._close_input()
+        self._want_in = name or None
+        self._missing.discard("input")
         if not name:
             self._emit("inputOpened", "", True)
             return
@@ -164,8 +278,10 @@ class PortManager(QObject):
         self.input_name = name
         self._emit("inputOpened", name, True)
 
-    def _close_input(self) -> None:
-        port, self.input_port, self.input_name = self.input_port, None, None
+    def _close_input(self, forget: bool = True) -> None:
+        port, self.input_port = self.input_port, None
+        if forget:
+            self.input_name = None
         _close_port(port)
         self._end_thru_notes()  # a key held while its input went away
 
@@ -211,6 +327,8 @@ class PortManager(QObject):
         from copilot_app.engine.midi_ports import open_output
 
         port, ok = None, True
+        self._want_out = name or None
+        self._missing.discard("output")
         if name:
             try:
                 if name == BUILTIN:
