@@ -295,6 +295,8 @@ class PortKeeper:
 # -- the JACK server itself ------------------------------------------------------
 _JACK_NO_START_SERVER = 0x01
 _ShutdownCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_MessageCallback = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+_quiet = _MessageCallback(lambda _msg: None)
 
 
 def _libjack():
@@ -309,7 +311,29 @@ def _libjack():
     lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _ShutdownCallback, ctypes.c_void_p]
     lib.jack_client_close.restype = ctypes.c_int
     lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    lib.jack_set_error_function.argtypes = [_MessageCallback]
+    lib.jack_set_info_function.argtypes = [_MessageCallback]
     return lib
+
+
+@contextmanager
+def _libjack_quiet(lib) -> Iterator[None]:
+    """libjack prints five lines for every failed connection attempt; a watch that
+    tries twice a second while the server is away would flood stderr. Muted for
+    the attempt only, then libjack's own printers are put back."""
+    try:
+        error = ctypes.c_void_p.in_dll(lib, "jack_error_callback")
+        info = ctypes.c_void_p.in_dll(lib, "jack_info_callback")
+    except ValueError:  # a libjack without these globals: leave its output alone
+        yield
+        return
+    saved = error.value, info.value
+    lib.jack_set_error_function(_quiet)
+    lib.jack_set_info_function(_quiet)
+    try:
+        yield
+    finally:
+        error.value, info.value = saved
 
 
 class ServerWatch:
@@ -339,8 +363,9 @@ class ServerWatch:
     def _connect(self) -> bool:
         self._last_try = time.monotonic()
         status = ctypes.c_int(0)
-        client = self._lib.jack_client_open(b"Composer Copilot watch", _JACK_NO_START_SERVER,
-                                            ctypes.byref(status))
+        with _libjack_quiet(self._lib):
+            client = self._lib.jack_client_open(b"Composer Copilot watch", _JACK_NO_START_SERVER,
+                                                ctypes.byref(status))
         if not client:
             return False
         self._gone.clear()
