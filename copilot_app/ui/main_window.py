@@ -450,6 +450,8 @@ class MainWindow(QMainWindow):
         if not self.loading:
             self.engine_status.setText(self._engine_text())
         self.statusBar().showMessage(message, 0 if not ok else 8000)
+        if ok:
+            self.bridge.list_ports()  # the menus offer the ports of the server that came back
 
     def _on_busy(self, busy: bool) -> None:
         self.roll.busy = busy
