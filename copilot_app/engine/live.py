@@ -21,6 +21,7 @@ losing the takes, their numbers or the timeline.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -38,11 +39,15 @@ from copilot_app.engine.player import MidiSink, Player
 from copilot_app.engine.phrase_file import FilePhrase
 from copilot_app.engine.session import LiveSession, NoModelError, SessionSettings
 from copilot_app.engine.session_model import PlayedNote, SessionEvent, SessionSnapshot, Take
+from copilot_app.engine.session_store import SessionStore
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.02  # how often held notes are committed and the silence trigger checked
 MIDI_CLOCK_REPORT_S = 0.5  # how often the timeline is re-sent while a DAW's clock drives it
+# Changes after which the session is saved (session_store.py): not "tempo" (the DAW's clock).
+SAVED_EVENTS = frozenset({"take", "audition", "accept", "discard", "undo", "phrase", "timeline", "model",
+                          "settings", "stop"})
 
 
 class LiveEngine:
@@ -127,6 +132,32 @@ class LiveEngine:
     def discard(self, take: Take | int) -> None:
         """Forget a take; if it is playing, it stops with its note-offs."""
         self._call(lambda s: self._changed("discard", s.discard(take)))
+
+    def undo_discard(self) -> None:
+        """Bring back the take discarded last (an "undo" snapshot names it)."""
+        self._call(lambda s: self._changed("undo", s.undo_discard()))
+
+    # -- the session on disk (session_store.py) ------------------------------------
+    def use_session(self, path: str | os.PathLike | None, load: bool = True, apply_settings: bool = True) -> None:
+        """Save the session into ``path`` as it changes (None: nowhere). With ``load``
+        the file is the session: restored if it is there, else a new one; a bad
+        file is kept aside and reported through ``on_error`` (one line)."""
+        def apply(s: LiveSession) -> None:
+            store = SessionStore(path, on_error=self._error) if path is not None else None
+            message = s.use_store(store, load=load, apply_settings=apply_settings)
+            if message:
+                self._error(message)
+            self._publish(SessionEvent("session"))
+        self._call(apply)
+
+    def new_session(self, path: str | os.PathLike | None) -> None:
+        """An empty session (numbers from 1), saved into ``path`` from now on."""
+        def apply(s: LiveSession) -> None:
+            s.use_store(None, load=False)
+            s.new_session(self.clock.now())
+            s.use_store(SessionStore(path, on_error=self._error) if path is not None else None, load=False)
+            self._publish(SessionEvent("session"))
+        self._call(apply)
 
     def stop_playback(self) -> None:
         self.session.cancel_take.set()  # ends a take still being sampled
@@ -234,6 +265,7 @@ class LiveEngine:
             self._inbox.put(None)
             self._thread.join(timeout=5.0)
             self._thread = None
+        self.session.close_store()  # the session's last state on disk
         self.metronome.player.close()
         self.player.close()
 
@@ -327,6 +359,8 @@ class LiveEngine:
         self._publish(SessionEvent("take", take.number, 0))
 
     def _publish(self, event: SessionEvent) -> None:
+        if event.kind in SAVED_EVENTS:
+            self.session.save()  # handed to the store's writer thread; returns at once
         if self.on_snapshot is not None:
             self._last_timeline_sent = self.clock.now()
             self.on_snapshot(self.session.snapshot(event, self.metronome.enabled))

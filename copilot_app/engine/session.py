@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -45,6 +45,7 @@ from copilot_app.engine.phrase_file import CONTEXT_BARS, MAX_BPM, MIN_BPM, FileP
 from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
 from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel, SessionSnapshot, Take,
                                               TimelineView, quarters_to_ticks)
+from copilot_app.engine.session_store import SavedSession, SessionStore, load_or_fresh
 from model.generation import ContextTrack, generate
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.sampling import SamplingParams
@@ -176,6 +177,7 @@ class LiveSession:
         self._context_notes: deque[DecodedNote] = deque(maxlen=RECENT_NOTES)
         self._start_context(self.quarters_at(self.clock.now()))
         self._start_played_phrase()
+        self.store: SessionStore | None = None  # where the session is saved (session_store.py)
 
     # -- compatibility views of the session model -------------------------------
     @property
@@ -673,3 +675,89 @@ class LiveSession:
         """Stop playback; every note the Player started gets its note-off."""
         self.player.cancel()
         self.library.playing = None
+
+    # -- the session on disk (session_store.py) -----------------------------------
+    def undo_discard(self) -> Take | None:
+        """Bring back the take discarded last (its variations, its accepted mark)."""
+        return self.library.undo_discard()
+
+    def saved(self) -> SavedSession:
+        """The session as immutable values for its file (the writer thread encodes them)."""
+        lib = self.library
+        return SavedSession(lib.views(), tuple(lib.phrases), lib.last_number, self._timeline,
+                            asdict(self.settings), lib.discarded_views(), tuple(self._recent_notes()))
+
+    def save(self) -> None:
+        """Hand the session to its store (written in the background); nothing without one."""
+        if self.store is not None:
+            self.store.save(self.saved())
+
+    def new_session(self, now: float | None = None) -> None:
+        """No takes, no phrases, numbers from 1 again; the timeline and settings stay."""
+        self.player.cancel()
+        self.library = SessionModel()
+        self._velocities.clear()
+        self._restart_context(self._bar_floor(now))
+        self._start_played_phrase()
+
+    def load_saved(self, saved: SavedSession, apply_settings: bool = True, now: float | None = None) -> None:
+        """A saved session's takes, phrases and numbering; the context is re-primed
+        from its saved notes (placed, bar-aligned, to end by now) as if just played."""
+        self.player.cancel()
+        self.library.restore(saved.takes, saved.phrases, saved.last_number, saved.discarded)
+        if apply_settings and saved.settings:
+            self.settings = replace(self.settings, **saved.settings)
+        # Its ticks belong to the timelines it was saved on, not to this one.
+        self._timeline = max([self._timeline, saved.timeline, *(v.take.timeline for v in saved.takes)]) + 1
+        self._velocities.clear()
+        notes = list(saved.context)
+        if notes:
+            bar_ticks = self._bar_ticks()
+            now_tick = int(self.quarters_at(self.clock.now() if now is None else now) * TICKS_PER_QUARTER)
+            end = max(n.start + n.duration for n in notes)
+            shift = math.floor((now_tick - end) / bar_ticks) * bar_ticks
+            notes = [n._replace(start=n.start + shift) for n in notes]
+            bar_q = self._bar_quarters()
+            self._restart_context(math.floor(min(n.start for n in notes) / TICKS_PER_QUARTER / bar_q + 1e-9) * bar_q)
+            self._load_notes(notes)
+            self._velocities.extend((n.start, n.velocity) for n in notes)
+        else:
+            self._restart_context(self._bar_floor(now))
+        if not self.library.phrases:
+            self._start_played_phrase()
+
+    def use_store(self, store: SessionStore | None, load: bool = True,
+                  apply_settings: bool = True) -> str | None:
+        """Save into ``store`` from now on (the previous store is flushed and closed).
+
+        With ``load`` its file is the session: restored if it is there, a new
+        session if not; a bad file is kept aside (one line returned) and a
+        new session starts. Without ``load`` the session as it is goes there.
+        """
+        if self.store is not None and self.store is not store:
+            self.store.close()
+        self.store = store
+        message = None
+        if store is not None and load:
+            found = load_or_fresh(store.path)
+            message = found.message
+            if found.session is not None:
+                self.load_saved(found.session, apply_settings)
+            else:
+                self.new_session()
+            if not found.writable:
+                self.store = None  # a file we could neither read nor move: never overwrite it
+                return message
+        self.save()
+        return message
+
+    def close_store(self) -> None:
+        """The last state written, the writer stopped (the app is closing)."""
+        if self.store is not None:
+            self.save()
+            self.store.close()
+
+    def _bar_floor(self, now: float | None = None) -> float:
+        """The bar line at or before ``now``, in session quarters."""
+        bar_q = self._bar_quarters()
+        return math.floor(self.quarters_at(self.clock.now() if now is None else now) / bar_q + 1e-9) * bar_q

@@ -131,7 +131,8 @@ class SessionEvent:
     """Why a snapshot was sent: "take" (a new one), "audition", "accept",
     "discard", "stop", "phrase" (a file opened: a new timeline), "timeline"
     (meter or clock source: a new timeline), "tempo" (same timeline, new
-    tempo or a DAW's clock moved), "model", "settings", "start"."""
+    tempo or a DAW's clock moved), "model", "settings", "start", "undo" (a
+    discarded take is back), "session" (a new or opened session: all new)."""
 
     kind: str
     take: int | None = None           # the take concerned
@@ -174,6 +175,30 @@ class SessionModel:
     _last_number: int = 0
     phrases: list[Phrase] = field(default_factory=list)
     playing: int | None = None
+    _discarded: list[_TakeState] = field(default_factory=list)  # most recent last (Undo discard)
+
+    @property
+    def last_number(self) -> int:
+        """The highest take number given so far (the next take gets one more)."""
+        return self._last_number
+
+    # -- a saved session (session_store.py) ---------------------------------------
+    def restore(self, views: Sequence[TakeView], phrases: Sequence[Phrase], last_number: int,
+                discarded: Sequence[TakeView] = ()) -> None:
+        """Replace everything with a saved session's takes and phrases; numbering
+        goes on after ``last_number`` (and after every take's number)."""
+        self._takes = {v.take.number: _TakeState(v.take, v.auditioned, v.accepted, v.interrupted)
+                       for v in sorted(views, key=lambda v: v.take.number)}
+        self._discarded = [_TakeState(v.take, v.auditioned, v.accepted, v.interrupted) for v in discarded
+                           if v.take.number not in self._takes]
+        numbers = [last_number, *self._takes, *(s.take.number for s in self._discarded)]
+        self._last_number = max(numbers)
+        self.phrases = list(phrases)
+        self.playing = None
+
+    def discarded_views(self) -> tuple[TakeView, ...]:
+        """The takes Undo discard can bring back, oldest discard first."""
+        return tuple(s.view() for s in self._discarded)
 
     # -- phrases --------------------------------------------------------------
     def start_phrase(self, source: str, name: str, tempo_bpm: float, meter: Meter,
@@ -249,10 +274,21 @@ class SessionModel:
         take = self.find(ref)
         if take is None:
             return None
-        del self._takes[take.number]
+        self._discarded.append(self._takes.pop(take.number))
         if self.playing == take.number:
             self.playing = None
         return take
+
+    def undo_discard(self) -> Take | None:
+        """Bring back the take discarded last, in its place by number, as it was
+        (its variations, the accepted one); None when nothing was discarded."""
+        if not self._discarded:
+            return None
+        state = self._discarded.pop()
+        state.interrupted = False
+        self._takes[state.take.number] = state
+        self._takes = dict(sorted(self._takes.items()))
+        return state.take
 
 
 def shift_notes(notes: Sequence[DecodedNote], ticks: int) -> Notes:
