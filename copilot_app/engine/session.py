@@ -351,6 +351,7 @@ class LiveSession:
                 return self.trigger(t)
             self._barge_in()
             self._held.add(event.pitch)
+            self._stuck_logged -= {event.pitch}  # pressed again: a new key, logged anew if it sticks
             self._velocities.append((int(round(self.quarters_at(t) * TICKS_PER_QUARTER)), event.velocity))
             self._last_activity = t
             self._new_notes_since_take = True
@@ -539,7 +540,8 @@ class LiveSession:
         t0 = time.perf_counter()
         now = self.clock.now() if now is None else now
         s = self.settings
-        self._held.clear()
+        self._held.clear()  # the flush below ends whatever is held, stuck keys included
+        self._stuck_logged = frozenset()
         self._accept(self.encoder.flush(self._enc_q(now)))
         window = self._take_window(now)
         origin_q = self._origin_q
