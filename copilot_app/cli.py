@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write K different continuations")
     p.add_argument("--only-new", action="store_true",
                    help="write only the new bars, not context + continuation")
+    p.add_argument("--velocity", type=_velocity, default=None, metavar="V",
+                   help="every new note at velocity V (1-127); default: follow the file's dynamics")
     _add_model_args(p)
 
     p = sub.add_parser("listen", help="live mode without the GUI: MIDI in, continuations out",

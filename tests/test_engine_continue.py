@@ -84,3 +84,40 @@ def test_bad_checkpoint_is_one_line(tmp_path):
     result = run("continue", str(DATA / "ryans_jig.mid"), "-o", str(tmp_path / "x.mid"), "--model", str(bad))
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "broken" in result.stderr
+
+
+def test_continue_follows_the_files_dynamics_or_a_fixed_velocity(tmp_path):
+    """Answers are as loud as the phrase: a soft file gets a soft answer, a loud
+    one a loud answer, and --velocity pins every new note."""
+    import argparse
+
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    from copilot_app.engine.offline import run_continue
+    from model.tokens.midi_io import load_piano_piece
+
+    def phrase(level: int) -> Path:
+        score = Score(480)
+        score.tempos.append(Tempo(0, 100.0))
+        score.time_signatures.append(TimeSignature(0, 4, 4))
+        track = Track("piano", 0, False)
+        for q in range(16):
+            accent = 12 if q % 4 == 0 else 0
+            track.notes.append(Note(q * 480, 400, [60, 64, 67, 72][q % 4], level + accent))
+        score.tracks.append(track)
+        path = tmp_path / f"level{level}.mid"
+        path.write_bytes(score.dumps_midi())
+        return path
+
+    def answer(path: Path, **extra) -> list[int]:
+        out = tmp_path / f"out-{path.stem}-{len(extra)}.mid"
+        args = argparse.Namespace(input=str(path), output=str(out), bars=2, context_bars=4, variations=1,
+                                  temperature=0.85, top_p=0.92, top_k=0, seed=0, only_new=True,
+                                  model=None, device="cpu", velocity=extra.get("velocity"))
+        assert run_continue(args) == 0
+        return [n.velocity for n in load_piano_piece(out).piece.notes]
+
+    soft, loud = answer(phrase(40)), answer(phrase(100))
+    assert soft and loud
+    assert max(soft) <= 52 and min(loud) >= 100  # inside each phrase's own range
+    assert set(answer(phrase(40), velocity=90)) == {90}

@@ -9,16 +9,15 @@ the new bars with ``--only-new``), with the input's tempo and meters.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
-
 from model.atomic_io import atomic_write_many
 from model.generation import answer_span, context_window, generate, prime
+from copilot_app.engine.dynamics import phrase_dynamics
 from copilot_app.engine.model_loader import load_model
 from model.sampling import SamplingParams
-from model.tokens.config import build_tokenizer
+from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.midi_io import encode_piece, grid_score, load_piano_piece, midi_bytes
 from model.tokens.performance import GridNote
 
@@ -57,12 +56,18 @@ def run_continue(args: argparse.Namespace) -> int:
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
     rows = generate(model, state, logits, track, start, end, args.variations, params, seed=args.seed)
 
-    velocity = int(statistics.median(n.velocity for n in piece.notes))
+    # Answers follow the file's dynamics (its level, contour and accents in the
+    # meter the answer is in), as live answers follow the player's.
+    m_tick, m_num, m_den = max((m for m in piece.meters if m[0] <= start + offset), default=(0, 4, 4))
+    bar_ticks = m_num * 4 * TICKS_PER_QUARTER // m_den
+    dynamics = phrase_dynamics([(n.start - m_tick, n.velocity) for n in piece.notes if n.start >= m_tick],
+                               bar_ticks, fixed=getattr(args, "velocity", None))
     meters = piece.meters
     files: list[tuple[Path, bytes]] = []
     reports: list[str] = []
     for path, notes in zip(paths, rows):
-        new = [GridNote(n.start + offset, n.duration, n.pitch, velocity) for n in notes]
+        new = [GridNote(n.start + offset, n.duration, n.pitch,
+                        dynamics.velocity(n.start + offset - m_tick, start + offset - m_tick)) for n in notes]
         if args.only_new:
             shift = start + offset
             new = [GridNote(n.start - shift, n.duration, n.pitch, n.velocity) for n in new]
