@@ -193,7 +193,8 @@ class LiveSession:
         """An immutable picture of the session for other threads (the GUI)."""
         return SessionSnapshot(event, self.library.views(), self.library.playing, self.library.phrase,
                                TimelineView.of(self.grid, self.clock.now(), self._timeline), replace(self.settings),
-                               (self.model_name or "model") if self.runner is not None else None, metronome)
+                               (self.model_name or "model") if self.runner is not None else None, metronome,
+                               tuple(v.number for v in self.library.discarded_views()))
 
     # -- context ------------------------------------------------------------
     def _start_context(self, at_q: float = 0.0) -> None:

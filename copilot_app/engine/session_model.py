@@ -151,6 +151,7 @@ class SessionSnapshot:
     settings: "SessionSettings"       # a copy: changing it changes nothing in the engine
     model: str | None                 # the loaded model's name; None: no model
     metronome: bool = False
+    discarded: tuple[int, ...] = ()   # numbers of the takes Undo discard can bring back, last one last
 
     def view(self, number: int) -> TakeView | None:
         return next((v for v in self.takes if v.take.number == number), None)

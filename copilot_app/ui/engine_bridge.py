@@ -6,7 +6,7 @@ the GUI thread and only ever
 
 * sends commands: ``LiveEngine`` methods that put a callable in the engine's
   inbox and return at once (trigger, audition, accept, discard, tempo, meter,
-  settings, a model, a file's phrase);
+  settings, a model, a file's phrase, undo discard, the session file);
 * receives immutable values: the engine's observers (passed in when the
   engine is made) emit them as signals, which Qt queues to the GUI thread.
   ``snapshot`` is the latest ``SessionSnapshot``; the window renders it.
@@ -23,6 +23,7 @@ import logging
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Callable
 
 import mido
 from PySide6.QtCore import QObject, Signal, Slot
@@ -157,6 +158,9 @@ class EngineBridge(QObject):
 
     @Slot(object)
     def _on_snapshot(self, snapshot: SessionSnapshot) -> None:
+        if snapshot.event.kind == "session" and self.snapshot is not None:
+            for view in self.snapshot.takes:  # another session: its numbers start over
+                self.files.forget(view.number)
         self.snapshot = snapshot
         self.sessionChanged.emit(snapshot)
 
@@ -285,6 +289,38 @@ class EngineBridge(QObject):
         """Forget a take; if it is the one playing, it stops with its note-offs."""
         self.files.forget(take)
         self.engine.discard(take)
+
+    def undo_discard(self) -> None:
+        """Bring back the take discarded last; an "undo" snapshot names it."""
+        self.engine.undo_discard()
+
+    # -- the session on disk (the engine writes it; the window decides where) -----------
+    def use_session(self, path: str | Path | None, apply_settings: bool = False) -> None:
+        """The session file (restored if it is there, else a new session saved there);
+        the window's own settings stay unless ``apply_settings``."""
+        self.engine.use_session(None if path is None else str(path), load=True, apply_settings=apply_settings)
+
+    def new_session(self, path: str | Path | None) -> None:
+        """An empty session (take numbers from 1) saved into ``path`` from now on."""
+        self.engine.new_session(None if path is None else str(path))
+
+    def export_accepted(self, path: str | Path,
+                        done: Callable[[Path | None, int, str | None], None]) -> None:
+        """Every accepted take of the latest snapshot into one .mid, written (atomically)
+        on a worker thread; ``done(path, tracks, error)`` is called there."""
+        views = self.snapshot.takes if self.snapshot is not None else ()
+
+        def work() -> None:
+            from copilot_app.engine.take_export import write_accepted
+
+            try:
+                tracks = write_accepted(path, views)
+            except Exception as exc:  # NothingToExport, WriteError: one line each
+                done(None, 0, one_line(exc))
+                return
+            done(Path(path), tracks, None)
+        # Not a daemon: an export under way is finished before Python exits.
+        threading.Thread(target=work, name="copilot-export-all").start()
 
     def stop_playback(self) -> None:
         self.engine.stop_playback()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QSplitter, QVBoxLayout, QWidget)
@@ -35,6 +35,7 @@ from copilot_app import __version__
 from copilot_app.engine.clock import Meter
 from copilot_app.engine.midi_input import DRUM_CHANNEL
 from copilot_app.engine.session_model import SessionSnapshot
+from copilot_app.engine.session_store import latest_session, new_session_path
 from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSettings
 from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
 from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
@@ -58,6 +59,15 @@ SAVED_SETTINGS: dict[str, Key] = {"bars": Keys.BARS, "temperature": Keys.TEMPERA
                                   "top_k": Keys.TOP_K, "variations": Keys.VARIATIONS, "start_on": Keys.START_ON,
                                   "fixed_velocity": Keys.FIXED_VELOCITY}
 EXAMPLE_PHRASES = Path(__file__).resolve().parents[2] / "resources" / "phrases"
+
+
+def default_sessions_dir(models_dir: Path | None = None) -> Path:
+    """Where sessions are saved: ``sessions`` in the app-data folder, beside ``models``
+    (QStandardPaths AppDataLocation, e.g. ~/.local/share/Composer Copilot/sessions)."""
+    if models_dir is not None:
+        return Path(models_dir).parent / "sessions"
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base) / "sessions"
 
 
 def example_phrases() -> list[Path]:
@@ -85,13 +95,19 @@ class MainWindow(QMainWindow):
     def __init__(self, model_label: str = "none", device_label: str = "CPU", parent: QWidget | None = None,
                  *, settings: QSettings | None = None, bridge: EngineBridge | None = None,
                  models_dir: Path | None = None, model_path: str | None = None, device: str = "auto",
-                 autoload: bool = True, open_ports: bool = True, persist: bool = True) -> None:
+                 autoload: bool = True, open_ports: bool = True, persist: bool = True,
+                 sessions_dir: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(TITLE)
         self.resize(1280, 800)
         self.store = SettingsStore(settings if settings is not None else QSettings(), persist)
         self.bridge = bridge or EngineBridge(parent=self)
         self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
+        # The session is saved as it changes (by the engine), in this folder; a
+        # run that must not persist (screenshots) saves nothing.
+        self.sessions_dir: Path | None = (Path(sessions_dir) if sessions_dir is not None
+                                          else default_sessions_dir(models_dir) if persist else None)
+        self.session_path: Path | None = None
         self.device = device
         self.last_error: str | None = None
         self.loading = False  # a model is being loaded on a worker thread
@@ -104,6 +120,7 @@ class MainWindow(QMainWindow):
         self._build_status(model_label, device_label)
         self._connect()
         self._restore_settings()
+        self._resume_session()
         self.model_menu.rebuild()
 
         self.timer = QTimer(self)
@@ -147,6 +164,15 @@ class MainWindow(QMainWindow):
                                       "Continue a .mid file as if you had just played it")
         self.act_export = action("&Export take…", self.export_take, "Ctrl+E", "Save the selected take as .mid")
         self.act_quit = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_new_session = action("&New session", self.new_session, QKeySequence.StandardKey.New,
+                                      "Start an empty session (the current one stays saved)")
+        self.act_open_session = action("Open &session…", self.open_session, "Ctrl+Shift+O",
+                                       "Go back to a saved session: its takes, phrases and accepted variations")
+        self.act_export_all = action("Export all &accepted takes…", self.export_accepted, "Ctrl+Shift+E",
+                                     "Save every accepted take to one .mid: one track each, tempo and meter kept")
+        self.act_undo_discard = action("&Undo discard", self.undo_discard, QKeySequence.StandardKey.Undo,
+                                       "Bring back the take discarded last")
+        self.act_undo_discard.setEnabled(False)
         self.act_continue = action("&Continue now", self.bridge_trigger, SHORTCUTS["continue"],
                                    "Answer the phrase now")
         self.act_accept = action("&Accept take", self.accept_current, SHORTCUTS["accept"])
@@ -168,9 +194,16 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda _checked=False, p=str(path): self.continue_file(p))
         if not self.examples_menu.actions():
             self.examples_menu.addAction("(no examples installed)").setEnabled(False)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_new_session)
+        file_menu.addAction(self.act_open_session)
+        file_menu.addSeparator()
         file_menu.addAction(self.act_export)
+        file_menu.addAction(self.act_export_all)
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.act_undo_discard)
         play = self.menuBar().addMenu("&Play")
         for a in (self.act_continue, self.act_accept, self.act_next, self.act_previous, self.act_stop,
                   self.act_panic):
@@ -411,6 +444,17 @@ class MainWindow(QMainWindow):
     def _on_session(self, snap: SessionSnapshot) -> None:
         """Render a snapshot: the takes list, the roll, the time controls, a status line."""
         event = snap.event
+        if event.kind == "session":  # another session: its takes, numbered from 1
+            self.roll.clear()
+            self.takes.clear()
+            n = len(snap.takes)
+            if n:
+                name = self.session_path.name if self.session_path is not None else "not saved"
+                self.statusBar().showMessage(f"Session: {n} take{'s' if n != 1 else ''} ({name})", 6000)
+        if event.kind == "undo" and event.take is not None:
+            self.takes.restore_take(event.take)
+            self.statusBar().showMessage(f"Take {event.take} is back", 4000)
+        self._show_undo(snap.discarded)
         if event.kind in ("timeline", "phrase"):
             self.roll.clear()  # a new grid: time starts over
             self.keyboard.clear_lit()
@@ -498,6 +542,63 @@ class MainWindow(QMainWindow):
         self.roll.remove_take(ref.number)
         self.statusBar().showMessage(f"Take {ref.number} discarded", 4000)
 
+    def undo_discard(self) -> None:
+        """Edit > Undo discard: the take discarded last comes back (an "undo" snapshot)."""
+        self.bridge.undo_discard()
+
+    def _show_undo(self, discarded: tuple[int, ...]) -> None:
+        last = discarded[-1] if discarded else None
+        self.act_undo_discard.setEnabled(last is not None)
+        self.act_undo_discard.setText("&Undo discard" if last is None else f"&Undo discard of take {last}")
+
+    # -- the session on disk ------------------------------------------------------------
+    def _resume_session(self) -> None:
+        """The session saved last comes back (or a new one starts); the engine reads and writes it."""
+        if self.sessions_dir is None:
+            return
+        self.session_path = latest_session(self.sessions_dir) or new_session_path(self.sessions_dir)
+        self.bridge.use_session(self.session_path)
+
+    def new_session(self) -> None:
+        """File > New session: no takes, numbers from 1; the current session stays saved."""
+        self.session_path = new_session_path(self.sessions_dir) if self.sessions_dir is not None else None
+        self.bridge.new_session(self.session_path)
+
+    def open_session(self, path: str | None = None) -> None:
+        """File > Open session…: a saved session's takes, phrases and accepted variations."""
+        if path is None:
+            folder = self.sessions_dir if self.sessions_dir is not None and self.sessions_dir.is_dir() else Path.home()
+            path, _ = QFileDialog.getOpenFileName(self, "Open a session", str(folder),
+                                                  "Composer Copilot sessions (*.json)")
+            if not path:
+                return
+        self.session_path = Path(path)
+        self.bridge.use_session(self.session_path)
+
+    def export_accepted(self, path: str | None = None) -> None:
+        """File > Export all accepted takes…: one .mid, one track each, written off the GUI thread."""
+        snap = self.bridge.snapshot
+        if snap is None or not any(v.accepted is not None for v in snap.takes):
+            self.show_error("No accepted takes to export yet: accept a take first.", dialog=False)
+            return
+        if path is None:
+            suggestion = str(Path.home() / "copilot-accepted-takes.mid")
+            path, _ = QFileDialog.getSaveFileName(self, "Export all accepted takes", suggestion,
+                                                  "MIDI file (*.mid)")
+            if not path:
+                return
+            if not path.lower().endswith((".mid", ".midi")):
+                path += ".mid"
+        bridge = self.bridge
+
+        def done(written: Path | None, tracks: int, error: str | None) -> None:  # on the worker
+            if written is None:
+                safe_emit(bridge.errorOccurred, f"export failed: {error}")
+                return
+            safe_emit(self.exported, str(written))
+            safe_emit(self.notice, f"Exported {tracks} accepted take{'s' if tracks != 1 else ''} to {written}")
+        self.bridge.export_accepted(path, done)
+
     def panic(self) -> None:
         self.bridge.panic()
         self.roll.release_all(self.bridge.quarters_now())
@@ -583,6 +684,7 @@ class MainWindow(QMainWindow):
             ("Continue now", SHORTCUTS["continue"]), ("Accept take", SHORTCUTS["accept"]),
             ("Next / previous variation", "→ / ←"), ("Stop playback", SHORTCUTS["stop"]),
             ("All notes off", "Esc"), ("Open phrase", "Ctrl+O"), ("Export take", "Ctrl+E"),
+            ("New session / open session", "Ctrl+N / Ctrl+Shift+O"), ("Undo discard", "Ctrl+Z"),
             ("Musical typing", "A W S E D F T G Y H U J K O L P ;"), ("Octave down / up", "Z / X")])
         box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
                           QMessageBox.StandardButton.Ok, self)

@@ -229,6 +229,17 @@ class TakesPanel(QWidget):
                 self.list.takeItem(i)
         self._update_buttons()
 
+    def restore_take(self, take: Take | int) -> None:
+        """A discarded take came back (Undo discard): the next snapshot lists it again."""
+        self._discarded.discard(take.number if isinstance(take, Take) else take)
+
+    def clear(self) -> None:
+        """No rows at all (another session: its take numbers start over)."""
+        self.list.clear()
+        self._views.clear()
+        self._discarded.clear()
+        self._update_buttons()
+
     def selected(self) -> TakeRef | None:
         item = self.list.currentItem()
         return None if item is None else item.data(Qt.ItemDataRole.UserRole)
