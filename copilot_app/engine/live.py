@@ -102,6 +102,8 @@ class LiveEngine:
         self.session.cancel_take.set()  # a take being sampled on the old timeline ends now
 
         def apply(s: LiveSession) -> None:
+            for warning in phrase.warnings:  # e.g. a 0 us tempo read as the default
+                self._error(warning)  # names the file already
             s.open_phrase(phrase, self.clock.now())
             self._new_metronome()
             self._publish(SessionEvent("phrase"))

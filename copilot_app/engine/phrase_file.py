@@ -11,7 +11,6 @@ meter of the answer.
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ class FilePhrase:
     notes: tuple[GridNote, ...]
     tempo_bpm: float                  # quarters per minute
     meter: Meter
-    velocity: int                     # the file's median: the answer plays at it
+    warnings: tuple[str, ...] = ()    # what reading it fixed (e.g. a 0 us tempo), one line each
 
     @property
     def end_tick(self) -> int:
@@ -47,9 +46,8 @@ def read_phrase(path: str | Path, context_bars: int = CONTEXT_BARS) -> FilePhras
                   for n in piece.notes if n.start >= offset)
     end = max(n.start + n.duration for n in piece.notes)
     meter = longest_meter(piece.meters, offset, end)
-    velocity = int(statistics.median(n.velocity for n in piece.notes))
     tempo = min(MAX_BPM, max(MIN_BPM, float(source.tempo_qpm)))
-    return FilePhrase(Path(path).name, notes, tempo, meter, velocity)
+    return FilePhrase(Path(path).name, notes, tempo, meter, tuple(source.warnings))
 
 
 def longest_meter(meters: list[tuple[int, int, int]], start: int, end: int) -> Meter:
