@@ -207,3 +207,43 @@ def test_export_all_accepted_takes_one_track_each_tempo_and_meter_kept(tiny_mode
     want = sorted((n.start - origin, n.pitch, n.velocity) for n in a.notes(1))
     got = sorted((n.time * TICKS_PER_QUARTER // tpq, n.pitch, n.velocity) for n in first.notes)
     assert got == want
+
+
+def test_the_engine_saves_as_it_goes_so_a_crash_loses_nothing_made(tiny_model, tmp_path):
+    """Through LiveEngine's commands: every change reaches the file while the engine
+    runs (no close: as if the process were killed), a new session gets its own file."""
+    from copilot_app.engine.live import LiveEngine, wait_until
+
+    path = tmp_path / "sessions" / "a.json"
+    errors: list[str] = []
+    engine = LiveEngine(tiny_model, RecordingPort(), settings=SessionSettings(seed=2, trigger_beats=0, variations=2),
+                        on_error=errors.append)
+    engine.start()
+    try:
+        engine.use_session(path)
+
+        def saved() -> list[tuple[int, int | None]]:
+            try:
+                return [(v.take.number, v.accepted) for v in read_session(path).takes]
+            except (OSError, SessionFileError):
+                return []
+        engine.trigger()
+        engine.trigger()
+        assert wait_until(lambda: [n for n, _ in saved()] == [1, 2], 20.0)
+        engine.accept(1, 1)
+        assert wait_until(lambda: saved() == [(1, 1), (2, None)], 5.0)
+        engine.discard(2)
+        assert wait_until(lambda: saved() == [(1, 1)] and len(read_session(path).discarded) == 1, 5.0)
+        engine.undo_discard()
+        assert wait_until(lambda: saved() == [(1, 1), (2, None)], 5.0)
+        engine.update_settings(temperature=0.5)
+        assert wait_until(lambda: read_session(path).settings.get("temperature") == 0.5, 5.0)
+        other = tmp_path / "sessions" / "b.json"
+        engine.new_session(other)
+        assert wait_until(lambda: other.is_file() and read_session(other).takes == (), 5.0)
+        engine.trigger()
+        assert wait_until(lambda: [v.take.number for v in read_session(other).takes] == [1], 20.0)
+        assert saved() == [(1, 1), (2, None)]  # the first session is left as it was
+    finally:
+        engine.close()
+    assert errors == []
