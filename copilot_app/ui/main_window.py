@@ -20,7 +20,11 @@ Controls send commands through ``EngineBridge``; the engine answers with
 immutable ``SessionSnapshot``s (queued signals), which ``_on_session``
 renders. Nothing here reads or writes the engine's state, and nothing waits
 on inference, MIDI ports, file I/O or training. Settings persist in the
-QSettings the caller passes (tests use a temporary file).
+QSettings the caller passes (tests use a temporary file). The session
+(phrases, takes, accepted variations, discards, settings) is saved by the
+engine as it changes, in ``sessions_dir`` (AppDataLocation/sessions, beside
+``models``); the window only says which file: the one saved last at start,
+a new one for File > New session, the chosen one for Open session….
 """
 from __future__ import annotations
 
@@ -540,7 +544,8 @@ class MainWindow(QMainWindow):
         self.bridge.discard(ref.number)
         self.takes.remove_take(ref.number)
         self.roll.remove_take(ref.number)
-        self.statusBar().showMessage(f"Take {ref.number} discarded", 4000)
+        self.statusBar().showMessage(f"Take {ref.number} discarded (Edit > Undo discard, Ctrl+Z, brings it back)",
+                                     4000)
 
     def undo_discard(self) -> None:
         """Edit > Undo discard: the take discarded last comes back (an "undo" snapshot)."""
