@@ -173,7 +173,7 @@ def test_first_start_opens_the_builtin_piano_with_thru(qtbot, tmp_path, fakes):
     w.ports.thru_check.setChecked(True)
     qtbot.waitUntil(lambda: settings.value("ports/thru_external") in (True, "true"), timeout=5000)
     qtbot.waitUntil(lambda: w.bridge.ports.thru, timeout=5000)
-    assert settings.value("ports/out") == "Ext Synth"
+    qtbot.waitUntil(lambda: settings.value("ports/out") == "Ext Synth", timeout=5000)  # saved once open
     w.close()
 
 
@@ -202,4 +202,20 @@ def test_no_audio_device_is_said_once_and_the_window_works(qtbot, tmp_path, fake
     combo.activated.emit(combo.currentIndex())
     qtbot.waitUntil(lambda: w.bridge.output_name == "Ext Synth", timeout=5000)
     assert calls == [1]
+    w.close()
+
+
+def test_the_builtin_piano_opens_without_any_midi_system(qtbot, tmp_path, fakes, monkeypatch):
+    """No ALSA sequencer and no JACK: listing fails (one line), the built-in piano still opens."""
+    def no_midi(api=None):
+        raise midi_ports.MidiPortError("cannot list MIDI ports: no sequencer")
+
+    monkeypatch.setattr(midi_ports, "list_ports", no_midi)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = _window(qtbot, tmp_path, settings)
+    shown = []
+    w.errorShown.connect(shown.append)
+    qtbot.waitUntil(lambda: w.bridge.output_name == BUILTIN, timeout=5000)
+    qtbot.waitUntil(lambda: w.ports.output_combo.currentData() == BUILTIN, timeout=5000)
+    assert any("cannot list MIDI ports" in m for m in shown)
     w.close()

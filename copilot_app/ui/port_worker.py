@@ -185,7 +185,9 @@ class PortManager(QObject):
             inputs, outputs = list_ports()
         except Exception as exc:
             self._emit("errorOccurred", f"MIDI ports: {one_line(exc)}")
-            return
+            # No MIDI system (no ALSA sequencer, no JACK): the menus are still
+            # answered, so the saved output (the built-in piano needs no MIDI) opens.
+            inputs, outputs = [], []
         self._emit("portsListed", list(inputs), list(outputs))
 
     # -- the MIDI server (worker thread) ------------------------------------------
