@@ -135,8 +135,9 @@ def test_sliders_change_the_engines_sampling_settings(window, qtbot):
     window.continuation.bars.setValue(4)
     window.continuation.trigger_combo.setCurrentIndex(window.continuation.trigger_combo.findData("pedal"))
     # The engine thread applies them: wait for its copy, then check the sampler's params.
-    qtbot.waitUntil(lambda: session(window).settings.top_k == 12 and session(window).settings.bars == 4,
-                    timeout=5000)
+    # (the trigger change is the last command sent: its arrival means all of them have)
+    qtbot.waitUntil(lambda: session(window).settings.top_k == 12 and session(window).settings.bars == 4
+                    and session(window).settings.trigger_cc == 67, timeout=5000)
     s = session(window).settings
     params = s.sampling()
     assert (params.temperature, params.top_p, params.top_k) == (1.3, 0.75, 12)

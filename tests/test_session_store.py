@@ -21,6 +21,7 @@ from copilot_app.engine.session_store import (VERSION, SavedSession, SessionFile
                                               encode, latest_session, load_or_fresh, new_session_path,
                                               read_session)
 from copilot_app.engine.take_export import NothingToExport, write_accepted
+from copilot_app.engine.take_export import _trimmed as trimmed
 from model.tokens.config import TICKS_PER_QUARTER
 from tests.test_engine_player import RecordingPort
 from tests.test_engine_session import BPM, PHRASE, play, tiny_model  # noqa: F401 (fixture)
@@ -198,13 +199,13 @@ def test_export_all_accepted_takes_one_track_each_tempo_and_meter_kept(tiny_mode
     second_start = score.tempos[1].time
     assert score.time_signatures[1].time == second_start and second_start % (3 * tpq) == 0
     first, second = score.tracks
-    assert len(first.notes) == len(a.notes(1)) and len(second.notes) == len(b.notes(0))
+    assert len(first.notes) == len(trimmed(a.notes(1))) and len(second.notes) == len(trimmed(b.notes(0)))
     assert all(n.time < second_start for n in first.notes)
     assert all(n.time >= second_start for n in second.notes)
     # Each track's notes keep their place in the bar and their velocity.
     bar = int(3 * TICKS_PER_QUARTER)
     origin = int(round(a.start_quarters * TICKS_PER_QUARTER)) // bar * bar
-    want = sorted((n.start - origin, n.pitch, n.velocity) for n in a.notes(1))
+    want = sorted((n.start - origin, n.pitch, n.velocity) for n in trimmed(a.notes(1)))
     got = sorted((n.time * TICKS_PER_QUARTER // tpq, n.pitch, n.velocity) for n in first.notes)
     assert got == want
 
