@@ -9,8 +9,9 @@ For runs made with the real trainer on the same data and token budget, e.g.
     python bench/backbone_eval.py rwkv=runs/rwkv/best.safetensors \\
         lstm=runs/lstm/best.safetensors transformer=runs/transformer/best.safetensors --data CORPUS
 
-prints val NLL, the musical metrics of 2-bar continuations of held-out 4-bar
-contexts against the true 2 bars (trainer.evaluate, the app's grammar mask),
+prints per source the val NLL and the musical metrics of 2-bar continuations
+of held-out 4-bar contexts against the true 2 bars (trainer.evaluate: every
+backbone sampled by the app's own generator, grammar and stop rule),
 and the one-token step latency after 64 and 2048 tokens of context, and
 writes bench/results/backbone_eval.json.
 """
@@ -50,25 +51,30 @@ def evaluate(name: str, ckpt: Path, data: list[str], samples: int, max_pieces: i
     model, _ = load_any(ckpt, "cpu")
     arch = arch_of(model)
     lat = {c: step_latency_ms(model.float().eval(), arch, c) for c in (64, 2048)}
-    cont = res.get("continuation") or {}
+    sources = {name: {k: src[k] for k in ("val_nll", "bits_per_note", "val_pieces", "val_tokens")}
+               | {"continuation": src.get("continuation") or {}}
+               for name, src in res["sources"].items()}
     return {"name": name, "arch": arch, "checkpoint": str(ckpt), "params": res["params"],
             "val_nll": res["val_nll"], "bits_per_note": res["bits_per_note"], "val_pieces": res["val_pieces"],
-            "val_tokens": res["val_tokens"], "continuation": cont, "step_ms_ctx64": lat[64],
+            "val_tokens": res["val_tokens"], "sources": sources, "step_ms_ctx64": lat[64],
             "step_ms_ctx2048": lat[2048], "train": run_summary(ckpt), "eval_s": round(time.monotonic() - t0, 1)}
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'backbone':<12}{'params':>8}{'val NLL':>9}{'bits/note':>10}{'in-key':>8}{'(true)':>8}"
-            f"{'density':>9}{'bad bars':>9}{'step@64':>9}{'@2048':>8}")
+    head = (f"{'backbone':<12}{'source':<10}{'params':>8}{'val NLL':>9}{'bits/note':>10}{'chord':>7}"
+            f"{'in-key':>8}{'(true)':>8}{'density':>9}{'bad bars':>9}{'step@64':>9}{'@2048':>8}")
     lines = [head]
     for r in rows:
-        c = r["continuation"]
-        lines.append(f"{r['name']:<12}{r['params'] / 1e6:>7.2f}M{r['val_nll']:>9.4f}{r['bits_per_note']:>10.3f}"
-                     f"{c.get('in_key', float('nan')):>8.3f}{c.get('in_key_truth', float('nan')):>8.3f}"
-                     f"{c.get('density_ratio', float('nan')):>9.3f}{c.get('wrong_length_bars', float('nan')):>9.3f}"
-                     f"{r['step_ms_ctx64']:>8.3f}m{r['step_ms_ctx2048']:>7.3f}m")
-    lines.append("(val NLL in nats/token over whole held-out pieces; density = generated/true notes; "
-                 "bad bars = share of generated bars of the wrong length; step = one token, batch 1, 1 thread, ms)")
+        for source, src in r["sources"].items():
+            c = src["continuation"]
+            lines.append(f"{r['name']:<12}{source:<10}{r['params'] / 1e6:>7.2f}M{src['val_nll']:>9.4f}"
+                         f"{src['bits_per_note']:>10.3f}{c.get('chord_tone', float('nan')):>7.3f}"
+                         f"{c.get('in_key', float('nan')):>8.3f}{c.get('in_key_truth', float('nan')):>8.3f}"
+                         f"{c.get('density_ratio', float('nan')):>9.3f}{c.get('wrong_length_bars', float('nan')):>9.3f}"
+                         f"{r['step_ms_ctx64']:>8.3f}m{r['step_ms_ctx2048']:>7.3f}m")
+    lines.append("(val NLL in nats/token over whole held-out pieces; chord = share of generated notes on the "
+                 "annotated chord; density = generated/true notes (median); bad bars = share of generated bars "
+                 "of the wrong length; step = one token, batch 1, 1 thread, ms)")
     return "\n".join(lines)
 
 
