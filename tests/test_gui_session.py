@@ -19,7 +19,7 @@ import symusic  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from copilot_app.engine.session_store import read_session  # noqa: E402
-from copilot_app.engine.take_export import _trimmed as trimmed  # noqa: E402
+from copilot_app.engine.take_export import restrikes_end_notes as trimmed  # noqa: E402
 from copilot_app.ui.main_window import MainWindow  # noqa: E402
 from tests.test_gui_live import started_window, tiny_model  # noqa: E402,F401 (fixture)
 

@@ -21,7 +21,7 @@ from copilot_app.engine.session_store import (VERSION, SavedSession, SessionFile
                                               encode, latest_session, load_or_fresh, new_session_path,
                                               read_session)
 from copilot_app.engine.take_export import NothingToExport, write_accepted
-from copilot_app.engine.take_export import _trimmed as trimmed
+from copilot_app.engine.take_export import restrikes_end_notes as trimmed
 from model.tokens.config import TICKS_PER_QUARTER
 from tests.test_engine_player import RecordingPort
 from tests.test_engine_session import BPM, PHRASE, play, tiny_model  # noqa: F401 (fixture)

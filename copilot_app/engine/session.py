@@ -204,6 +204,14 @@ class LiveSession:
         if (meter.numerator, meter.denominator) != (4, 4):
             self._accept(self.encoder.meter(max(0.0, at_q - self._origin_q), meter.numerator, meter.denominator))
 
+    def _ending_by_now(self, notes: list, now: float | None) -> list:
+        """Notes from another timeline moved by whole bars to end by now."""
+        bar_ticks = self._bar_ticks()
+        now_tick = int(self.quarters_at(self.clock.now() if now is None else now) * TICKS_PER_QUARTER)
+        end = max(n.start + n.duration for n in notes)
+        shift = math.floor((now_tick - end) / bar_ticks) * bar_ticks
+        return [n._replace(start=n.start + shift) for n in notes]
+
     def _restart_context(self, origin_q: float) -> None:
         """An empty context whose encoder time 0 is ``origin_q`` (a bar line)."""
         if self.runner is not None:
@@ -660,11 +668,7 @@ class LiveSession:
         notes = list(target.context) + list(target.notes(chosen))
         if target.timeline != self._timeline and notes:
             # Made on another timeline: placed, bar-aligned, to end by now.
-            bar_ticks = self._bar_ticks()
-            now_tick = int(self.quarters_at(self.clock.now() if now is None else now) * TICKS_PER_QUARTER)
-            end = max(n.start + n.duration for n in notes)
-            shift = math.floor((now_tick - end) / bar_ticks) * bar_ticks
-            notes = [n._replace(start=n.start + shift) for n in notes]
+            notes = self._ending_by_now(notes, now)
         if notes:
             bar_q = self._bar_quarters()
             first_q = min(n.start for n in notes) / TICKS_PER_QUARTER
@@ -715,11 +719,7 @@ class LiveSession:
         self._velocities.clear()
         notes = list(saved.context)
         if notes:
-            bar_ticks = self._bar_ticks()
-            now_tick = int(self.quarters_at(self.clock.now() if now is None else now) * TICKS_PER_QUARTER)
-            end = max(n.start + n.duration for n in notes)
-            shift = math.floor((now_tick - end) / bar_ticks) * bar_ticks
-            notes = [n._replace(start=n.start + shift) for n in notes]
+            notes = self._ending_by_now(notes, now)
             bar_q = self._bar_quarters()
             self._restart_context(math.floor(min(n.start for n in notes) / TICKS_PER_QUARTER / bar_q + 1e-9) * bar_q)
             self._load_notes(notes)

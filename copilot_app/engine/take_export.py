@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
 
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
@@ -23,7 +23,9 @@ from copilot_app.engine.session_model import TakeView
 from model.atomic_io import atomic_write_bytes
 from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.midi_io import midi_bytes
-from model.tokens.streaming import DecodedNote
+from model.tokens.performance import GridNote
+
+N = TypeVar("N", bound=GridNote)  # GridNote or DecodedNote
 
 TRACK_PREFIX = "Composer Copilot"
 
@@ -42,11 +44,15 @@ def _bar_ticks(view: TakeView) -> int:
     return max(1, int(round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER)))
 
 
-def _trimmed(notes: Sequence[DecodedNote]) -> list[DecodedNote]:
-    """A note struck again while it sounds ends there (as the Player plays it);
-    notes trimmed to nothing are dropped."""
-    out: list[DecodedNote] = []
-    last: dict[int, int] = {}
+def restrikes_end_notes(notes: Sequence[N]) -> list[N]:
+    """A note struck again while it sounds ends there, as the Player plays it.
+
+    Overlapping notes of one pitch are ambiguous in a MIDI file (readers pair
+    note-ons and note-offs first-in-first-out or last-in-first-out), so a DAW
+    would not get what was heard. Notes trimmed to nothing are dropped.
+    """
+    out: list[N] = []
+    last: dict[int, int] = {}  # pitch -> index in out of its latest note
     for note in sorted(notes):
         i = last.get(note.pitch)
         if i is not None and out[i].start + out[i].duration > note.start:
@@ -70,7 +76,7 @@ def accepted_score(views: Iterable[TakeView]) -> Score:
         bar = _bar_ticks(view)
         start_tick = int(round(take.start_quarters * TICKS_PER_QUARTER))
         origin = (start_tick // bar) * bar
-        notes = _trimmed([n._replace(start=n.start - origin + cursor)
+        notes = restrikes_end_notes([n._replace(start=n.start - origin + cursor)
                           for n in take.variations[index] if n.start >= origin])
         tempo = float(take.tempo_bpm)
         meter = (take.meter.numerator, take.meter.denominator)

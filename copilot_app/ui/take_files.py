@@ -20,6 +20,7 @@ from typing import Callable
 
 from copilot_app.engine.clock import Meter
 from copilot_app.engine.session_model import Take
+from copilot_app.engine.take_export import restrikes_end_notes
 from model.tokens.config import TICKS_PER_QUARTER
 from model.tokens.midi_io import write_notes
 from model.tokens.performance import GridNote
@@ -35,26 +36,8 @@ def take_grid_notes(take: Take, index: int, meter: Meter | None = None) -> list[
     bar_ticks = int(round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER))
     start_tick = int(round(take.start_quarters * TICKS_PER_QUARTER))
     origin = (start_tick // bar_ticks) * bar_ticks if bar_ticks > 0 else start_tick
-    return _restrikes_end_notes(sorted(GridNote(n.start - origin, n.duration, n.pitch, n.velocity)
+    return restrikes_end_notes(sorted(GridNote(n.start - origin, n.duration, n.pitch, n.velocity)
                                        for n in take.variations[index] if n.start >= origin))
-
-
-def _restrikes_end_notes(notes: list[GridNote]) -> list[GridNote]:
-    """A note struck again while it sounds ends there, as the Player plays it.
-
-    Overlapping notes of one pitch are ambiguous in a MIDI file (readers pair
-    note-ons and note-offs first-in-first-out or last-in-first-out), so a DAW
-    would not get what was heard. Notes trimmed to nothing are dropped.
-    """
-    out: list[GridNote] = []
-    last: dict[int, int] = {}  # pitch -> index in out of its latest note
-    for note in notes:
-        i = last.get(note.pitch)
-        if i is not None and out[i].start + out[i].duration > note.start:
-            out[i] = out[i]._replace(duration=note.start - out[i].start)
-        last[note.pitch] = len(out)
-        out.append(note)
-    return [n for n in out if n.duration > 0]
 
 
 def write_take(path: str | Path, take: Take, index: int) -> Path:
