@@ -111,7 +111,79 @@ def model_table(r: dict) -> str:
     return "\n".join(rows) + _conditions(r)
 
 
-TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table}
+_QUALITY_ROWS = [  # (label, continuation key or None for NLL rows, truth key)
+    ("val NLL (nats/token)", "val_nll", None),
+    ("bits/note", "bits_per_note", None),
+    ("chord-tone ratio (annotated chords)", "chord_tone", "chord_tone_truth"),
+    ("in-key ratio", "in_key", "in_key_truth"),
+    ("note density ratio gen/true (median)", "density_ratio", None),
+    ("near-silent answers (< 25% of the notes)", "near_silent", None),
+    ("notes per onset", "notes_per_onset", "notes_per_onset_truth"),
+    ("pitch-class histogram similarity", "pitch_class_similarity", None),
+    ("median pitch distance (semitones)", "median_pitch_distance", None),
+    ("bars of the wrong length", "wrong_length_bars", None),
+]
+
+
+def quality_table(r: dict) -> str:
+    """bench/model_quality.py: each bundled model per source, then the targets."""
+    names = r["order"]
+    lines = []
+    sources = sorted({s for m in r["models"].values() for s in m["sources"]})
+    for source in sources:
+        head = [f"**{source}**"] + [f"`{n}`" for n in names] + ["truth"]
+        lines += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(names) + 1) + "|"]
+        for label, key, truth in _QUALITY_ROWS:
+            cells, true = [], NONE
+            for n in names:
+                src = r["models"][n]["sources"].get(source, {})
+                cont = src.get("continuation") or {}
+                value = src.get(key, cont.get(key))
+                cells.append(NONE if value is None or value != value else f"{value:.3f}")
+                if truth and cont.get(truth) is not None and cont[truth] == cont[truth]:
+                    true = f"{cont[truth]:.3f}"
+            if all(c == NONE for c in cells):
+                continue  # e.g. no chord annotations in this source
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {true} |")
+        first = r["models"][names[0]]["sources"].get(source, {})
+        samples = (first.get("continuation") or {}).get("samples", 0)
+        lines += [f"| held-out pieces / continuations | {first.get('val_pieces', 0)} / {samples} |"
+                  + " |" * len(names), ""]
+    lines += ["| target (POP909, `" + names[0] + "`) | measured | goal | met |", "|---|---:|---|---|"]
+    for t in r["targets"]:
+        lines.append(f"| {t['target']} | {t['measured']:.3f} | {t['goal']} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines) + f"\n\n(evaluated {r['date']}; JSON in bench/results/)"
+
+
+def backbone_table(r: dict) -> str:
+    """bench/backbone_eval.py: RWKV-7 against the LSTM and Transformer, per source."""
+    rows = ["| backbone | source | params | val NLL (nats/token) | bits/note | chord-tone (truth) "
+            "| in-key (truth) | step @ctx 64 / 2048 |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    sources = sorted({s for row in r["rows"] for s in row["sources"]})
+    for source in sources:
+        for row in r["rows"]:
+            src = row["sources"].get(source)
+            if src is None:
+                continue
+            c = src["continuation"]
+
+            def pair(key: str) -> str:
+                v, t = c.get(key), c.get(f"{key}_truth")
+                if v is None or v != v:
+                    return NONE
+                return f"{v:.3f} ({t:.3f})" if t is not None and t == t else f"{v:.3f}"
+            rows.append(f"| {row['name']} | {source} | {row['params'] / 1e6:.2f}M | {src['val_nll']:.3f} "
+                        f"| {src['bits_per_note']:.2f} | {pair('chord_tone')} | {pair('in_key')} "
+                        f"| {_ms(row['step_ms_ctx64'])} / {_ms(row['step_ms_ctx2048'])} |")
+    steps = {row["train"].get("steps") for row in r["rows"] if row.get("train")}
+    return "\n".join(rows) + (f"\n\n(evaluated {r['date']}: {r['samples']} continuations and at most "
+                              f"{max(row['sources'][s]['val_pieces'] for row in r['rows'] for s in row['sources'])}"
+                              f" held-out pieces per source; training steps {', '.join(map(str, sorted(steps)))};"
+                              " JSON in bench/results/)")
+
+
+TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table,
+                                            "model_quality": quality_table, "backbone_eval": backbone_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:
