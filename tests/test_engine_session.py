@@ -79,7 +79,7 @@ def test_silence_triggers_a_take_on_the_next_bar(tiny_model):
     # Nothing plays before the bar line; then notes go out at their times.
     player.pump(3.99)
     assert not any(m.type == "note_on" for m in port.messages)
-    clock.set(4.0 + notes[0].start_beats * 0.5 - 8 * 0.5 + 1e-9)  # float slack: the session sums differently
+    clock.set(4.0 + notes[0].start_quarters * 0.5 - 8 * 0.5 + 1e-9)  # float slack: the session sums differently
     player.pump()
     assert any(m.type == "note_on" and m.note == notes[0].pitch for m in port.messages)
     player.pump(100.0)

@@ -140,7 +140,7 @@ def test_decoder_gives_the_players_velocity(velocity):
         ["Bar_None", "TimeSig_3/4", "Position_12", "Pitch_60", "Duration_1.0.12"]
     )
     assert [(n.start, n.duration, n.pitch, n.velocity) for n in notes] == [(24, 24, 60, velocity)]
-    assert notes[0].start_beats == 1.0
+    assert notes[0].start_quarters == 1.0
 
 
 def test_meter_changes_apply_at_the_next_bar_line_and_the_last_one_wins():

@@ -600,8 +600,8 @@ class LiveSession:
         return take
 
     def _planned(self, note: DecodedNote, velocity: int, shift_q: float = 0.0) -> PlannedNote:
-        start = self.time_at_quarters(note.start_beats + shift_q)
-        end = self.time_at_quarters(note.start_beats + note.duration_beats + shift_q)
+        start = self.time_at_quarters(note.start_quarters + shift_q)
+        end = self.time_at_quarters(note.start_quarters + note.duration_quarters + shift_q)
         return PlannedNote(note.pitch, velocity, start, end)
 
     def record_take(self, start_quarters: float, variations: Sequence[Sequence[DecodedNote]], velocity: int,

@@ -233,11 +233,11 @@ class DecodedNote(GridNote):
     __slots__ = ()
 
     @property
-    def start_beats(self) -> float:
+    def start_quarters(self) -> float:
         return self.start / TICKS_PER_QUARTER
 
     @property
-    def duration_beats(self) -> float:
+    def duration_quarters(self) -> float:
         return self.duration / TICKS_PER_QUARTER
 
 
