@@ -115,3 +115,25 @@ def test_random_dense_piano_files_always_satisfy_the_grammar(tmp_path):
             meters.append((rng.uniform(1, 30), *rng.choice([(5, 4), (7, 8), (2, 4), (1, 4)])))
         path = _file(tmp_path, notes, meters, name=f"f{k}.mid")
         assert _accepted(encode_piece(load_piano_piece(path).piece)), path
+
+
+def test_meter_map_lookups_match_a_linear_scan_after_many_changes():
+    """The bisection index kept beside the sections (flat cost per note in a
+    long session) answers exactly what scanning the sections would."""
+    from model.tokens.performance import MeterMap
+
+    rng = random.Random(3)
+    meters = MeterMap()
+    q = 0.0
+    for _ in range(300):
+        q += rng.choice([0.0, 1.0, 2.5, 4.0, 7.0])
+        if rng.random() < 0.2:
+            q = max(0.0, q - rng.uniform(0, 10))  # a later change replacing bars already set
+        meters.change(q, *rng.choice([(4, 4), (3, 4), (6, 8), (2, 2), (5, 4)]))
+        assert meters._starts == [s.start for s in meters.sections]
+        for tick in (rng.uniform(0, q * 24 + 100) for _ in range(5)):
+            linear = [s for s in meters.sections if s.start <= tick][-1]
+            assert meters.section_at(tick) is linear
+        for bar in range(0, meters.sections[-1].first_bar + 3, 7):
+            linear = [s for s in meters.sections if s.first_bar <= bar][-1]
+            assert meters.bar_start(bar)[1] is linear

@@ -164,9 +164,18 @@ class MeterMap:
 
     sections: list[_Section] = field(default_factory=lambda: [_Section(0, 4, 4, 0)])
 
+    def __post_init__(self) -> None:
+        # Section starts and first bars, kept beside the sections so a lookup
+        # is a bisection: a long session with many meter changes must not
+        # make every note cost more than the last (was O(sections) a lookup).
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._starts = [s.start for s in self.sections]
+        self._first_bars = [s.first_bar for s in self.sections]
+
     def section_at(self, tick: float) -> _Section:
-        starts = [s.start for s in self.sections]
-        return self.sections[max(0, bisect.bisect_right(starts, tick) - 1)]
+        return self.sections[max(0, bisect.bisect_right(self._starts, tick) - 1)]
 
     def change(self, quarters: float, num: int, den: int) -> int:
         """Apply a meter change at the first bar line >= ``quarters``; returns its tick."""
@@ -179,13 +188,18 @@ class MeterMap:
         # Everything from that bar line on is replaced (later change wins).
         while len(self.sections) > 1 and self.sections[-1].start >= tick:
             self.sections.pop()
+            self._starts.pop()
+            self._first_bars.pop()
         if self.sections[-1].start >= tick:  # only the first section, at tick 0
             self.sections[-1] = _Section(tick, num, den, 0)
+            self._reindex()
             return tick
         prev = self.sections[-1]
         if (prev.num, prev.den) != (num, den):
             bar = prev.first_bar + (tick - prev.start) // prev.bar_ticks
             self.sections.append(_Section(tick, num, den, bar))
+            self._starts.append(tick)
+            self._first_bars.append(bar)
         return tick
 
     def quantize_onset(self, quarters: float) -> int:
@@ -210,10 +224,7 @@ class MeterMap:
         return sec.first_bar + (tick - sec.start) // sec.bar_ticks, sec
 
     def bar_start(self, bar: int) -> tuple[int, _Section]:
-        sec = self.sections[0]
-        for s in self.sections:
-            if s.first_bar <= bar:
-                sec = s
+        sec = self.sections[max(0, bisect.bisect_right(self._first_bars, bar) - 1)]
         return sec.start + (bar - sec.first_bar) * sec.bar_ticks, sec
 
     def truncated(self, last_tick: int) -> list[tuple[int, int, int]]:
