@@ -140,7 +140,9 @@ def test_midi_ports_are_listed_opened_and_closed_off_the_gui_thread(qtbot, tmp_p
     settings = temp_settings(tmp_path)
     settings.setValue("ports/in", "Fake Keys")
     settings.setValue("ports/out", "Fake Synth")
-    window = MainWindow(settings=settings, models_dir=tmp_path / "models", autoload=False, open_ports=True)
+    # watch_interval_s=None: no device watch, so the listings below are exactly the ones asked for.
+    window = MainWindow(settings=settings, models_dir=tmp_path / "models", autoload=False, open_ports=True,
+                        watch_interval_s=None)
     qtbot.addWidget(window)
     window.show()
     # The saved ports open once the worker has listed them.

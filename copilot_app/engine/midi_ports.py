@@ -84,6 +84,14 @@ def list_ports(api: str | None = None) -> tuple[list[str], list[str]]:
         raise MidiPortError(f"cannot list MIDI ports: {exc}") from exc
 
 
+def port_present(name: str, available: list[str]) -> bool:
+    """Whether ``name`` names a port in ``available`` as ``open_input``/``open_output`` would
+    find it (the exact name, or a unique case-insensitive part of one)."""
+    if name in available:
+        return True
+    return sum(name.lower() in p.lower() for p in available) == 1
+
+
 class RtInput:
     """A MIDI input on python-rtmidi, read by a polling thread.
 

@@ -35,7 +35,7 @@ from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF
 from copilot_app.engine.session_model import SessionSnapshot, Take
 from copilot_app.ui.messages import one_line, safe_emit
 from copilot_app.ui.models import display_name
-from copilot_app.ui.port_worker import VIRTUAL, PortManager
+from copilot_app.ui.port_worker import DEVICE_WATCH_S, VIRTUAL, PortManager
 from copilot_app.ui.take_files import TakeFiles
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,14 @@ class EngineBridge(QObject):
     inputOpened = Signal(str, bool)     # name asked for ("" for none), whether it is open
     outputOpened = Signal(str, bool)
     serverChanged = Signal(bool, str)   # the MIDI server is there or not; one line saying what happened
+    deviceChanged = Signal(str, str, bool)  # "input"/"output", a chosen device port's name, whether it is there
     heldNotesChanged = Signal(object)   # HeldNotes: the keys (and pedal) the engine holds as down
     _snapshotArrived = Signal(object)   # from the engine thread
     _modelReady = Signal(object, str, str, int)  # model, path, device label, generation
     _modelLoadFailed = Signal(str, int)
 
-    def __init__(self, clock: Clock | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, parent: QObject | None = None,
+                 watch_interval_s: float | None = DEVICE_WATCH_S) -> None:
         super().__init__(parent)
         self.clock = clock or MonotonicClock()
         self.sink = ForwardingSink()
@@ -137,8 +139,11 @@ class EngineBridge(QObject):
                                  on_busy=lambda b: safe_emit(self.busyChanged, b),
                                  on_held=lambda h: safe_emit(self.heldNotesChanged, h))
         # A lost MIDI server takes the input with it: the keys it held will send no note-off.
-        self.ports = PortManager(self.sink, self.engine.midi_callback, self, on_lost=self.engine.release_held)
-        for name in ("portsListed", "inputOpened", "outputOpened", "errorOccurred", "serverChanged"):
+        # A chosen device port is looked for every ``watch_interval_s`` (None: never).
+        self.ports = PortManager(self.sink, self.engine.midi_callback, self, on_lost=self.engine.release_held,
+                                 device_watch_s=watch_interval_s)
+        for name in ("portsListed", "inputOpened", "outputOpened", "errorOccurred", "serverChanged",
+                     "deviceChanged"):
             getattr(self.ports, name).connect(getattr(self, name))
         self.engine.start()
 

@@ -49,6 +49,7 @@ from copilot_app.ui.musical_typing import TypingRow
 from copilot_app.ui.piano_keyboard import PianoKeyboard
 from copilot_app.ui.piano_roll import PianoRoll
 from copilot_app.ui.port_menus import PortMenus
+from copilot_app.ui.port_worker import DEVICE_WATCH_S
 from copilot_app.ui.settings_store import Key, Keys, SettingsStore
 from copilot_app.ui.take_files import take_file_name
 from copilot_app.ui.takes_panel import TakeRef, TakesPanel, file_mime_data
@@ -100,12 +101,14 @@ class MainWindow(QMainWindow):
                  *, settings: QSettings | None = None, bridge: EngineBridge | None = None,
                  models_dir: Path | None = None, model_path: str | None = None, device: str = "auto",
                  autoload: bool = True, open_ports: bool = True, persist: bool = True,
-                 sessions_dir: Path | None = None) -> None:
+                 sessions_dir: Path | None = None, watch_interval_s: float | None = DEVICE_WATCH_S) -> None:
         super().__init__(parent)
         self.setWindowTitle(TITLE)
         self.resize(1280, 800)
         self.store = SettingsStore(settings if settings is not None else QSettings(), persist)
-        self.bridge = bridge or EngineBridge(parent=self)
+        # watch_interval_s: how often the chosen MIDI device ports are looked for (None: never).
+        self.bridge = bridge or EngineBridge(parent=self, watch_interval_s=watch_interval_s)
+        self.gone_ports: dict[str, str] = {}  # "input"/"output" -> a chosen device port that went away
         self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
         # The session is saved as it changes (by the engine), in this folder; a
         # run that must not persist (screenshots) saves nothing.
@@ -270,6 +273,7 @@ class MainWindow(QMainWindow):
         b.heldNotesChanged.connect(self.held_view.show_held)
         self.held_view.clearRequested.connect(b.clear_held)
         b.serverChanged.connect(self._on_midi_server)
+        b.deviceChanged.connect(self._on_midi_device)
         b.portsListed.connect(self._on_ports_listed)
         b.inputOpened.connect(lambda name, ok: self._port_opened(self.ports.input_combo, Keys.PORT_IN, "MIDI in",
                                                                  name, ok))
@@ -495,11 +499,32 @@ class MainWindow(QMainWindow):
 
     def _on_midi_server(self, ok: bool, message: str) -> None:
         self.midi_view.show_server(ok, message)
+        if ok:
+            self._show_gone_ports()
         if not self.loading:
             self.engine_status.setText(self._engine_text())
         self.statusBar().showMessage(message, 0 if not ok else 8000)
         if ok:
             self.bridge.list_ports()  # the menus offer the ports of the server that came back
+
+    def _on_midi_device(self, kind: str, name: str, present: bool) -> None:
+        if present:
+            self.gone_ports.pop(kind, None)
+        else:
+            self.gone_ports[kind] = name
+        if not self.bridge.midi_server_ok:
+            return  # "server lost" says more
+        line = (f"MIDI {kind} {name}: reopened" if present
+                else f"MIDI {kind} {name}: gone; nothing is sent to it until it is back")
+        self.midi_view.show_server(True, "")
+        self._show_gone_ports()
+        self.statusBar().showMessage(line, 8000 if present else 0)
+
+    def _show_gone_ports(self) -> None:
+        if self.gone_ports:
+            names = ", ".join(self.gone_ports[k] for k in sorted(self.gone_ports))
+            self.midi_view.show_server(False, f"Gone: {names}; reopened when it is back")
+            self.midi_view.setText(f"MIDI: {names} gone")
 
     def _on_busy(self, busy: bool) -> None:
         self.roll.busy = busy

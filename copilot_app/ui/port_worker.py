@@ -17,6 +17,15 @@ the user chose open again (virtual ones are created again) and
 ``serverChanged(True, ...)`` follows their ``inputOpened``/``outputOpened``.
 A chosen port that is not back yet is tried again once a second.
 
+A named device port (a keyboard, a synth: not our virtual ports, not the
+built-in piano) can also vanish while the server stays up. Every
+``device_watch_s`` (1 s; None: not watched) the worker lists the ports and
+looks for the chosen ones: when one is gone ``deviceChanged(kind, name,
+False)`` says so first, then the output is taken from the sink (nothing is
+sent to it) and closed, or the input is closed (the keys it held are
+released); the choice is kept, and when a port of that name is listed again
+it is opened again and ``deviceChanged(kind, name, True)`` follows.
+
 The output may also be the built-in piano (``BUILTIN``: FluidSynth, see
 copilot_app/engine/synth_output.py), opened here like a port. MIDI thru:
 what arrives on the input port also goes to the output, from the input's
@@ -44,6 +53,7 @@ log = logging.getLogger(__name__)
 VIRTUAL = "virtual"  # port name given to open_* for the app's own virtual port
 WATCH_MS = 250       # how often the worker looks at the MIDI server
 RETRY_S = 1.0        # how often a chosen port that is not back yet is tried again
+DEVICE_WATCH_S = 1.0  # how often the chosen named ports are looked for (None: never)
 # What MIDI thru passes from the input to the output (not clock, sysex, or song position).
 THRU_TYPES = frozenset({"note_on", "note_off", "control_change", "pitchwheel", "aftertouch", "polytouch",
                         "program_change"})
@@ -67,9 +77,11 @@ class PortManager(QObject):
     outputOpened = Signal(str, bool)
     errorOccurred = Signal(str)
     serverChanged = Signal(bool, str)  # whether the MIDI server is there; one line saying what happened
+    deviceChanged = Signal(str, str, bool)  # "input"/"output", the chosen port's name, whether it is there
 
     def __init__(self, sink, midi_in: Callable[[mido.Message], None], parent: QObject | None = None,
-                 on_lost: Callable[[], None] | None = None, watch: bool = True) -> None:
+                 on_lost: Callable[[], None] | None = None, watch: bool = True,
+                 device_watch_s: float | None = DEVICE_WATCH_S) -> None:
         super().__init__(parent)
         self.sink = sink                # ForwardingSink: ``set_target`` swaps the output atomically
         self.midi_in = midi_in          # rtmidi's callback (it only enqueues)
@@ -95,6 +107,11 @@ class PortManager(QObject):
         self._dead: list = []            # outputs of a dead server (see _server_lost)
         self._kept: list = []            # the built-in piano of a dead server: never closed
         self._last_retry = 0.0
+        # Named device ports (worker thread only): kind -> the name chosen and opened; kinds now gone.
+        self.device_watch_s = device_watch_s
+        self._watched: dict[str, str] = {}
+        self._gone: set[str] = set()
+        self._last_device = time.monotonic()
         self._watch_queued = False
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.watch)
@@ -213,6 +230,58 @@ class PortManager(QObject):
             self._emit("serverChanged", True, f"MIDI server (JACK) back: ports reopened{waiting}")
         elif self._missing and self.server_alive and time.monotonic() - self._last_retry >= RETRY_S:
             self._reopen()
+        if (change is None and self.server_alive and self._watched and self.device_watch_s is not None
+                and time.monotonic() - self._last_device >= self.device_watch_s):
+            self._check_devices()
+
+    # -- named device ports (worker thread) -------------------------------------------
+    def _check_devices(self) -> None:
+        """One listing: close a chosen port whose device went away, reopen one that is back."""
+        from copilot_app.engine.midi_ports import list_ports, port_present
+
+        self._last_device = time.monotonic()
+        try:
+            inputs, outputs = list_ports()
+        except Exception as exc:
+            log.debug("device watch: %s", exc)
+            return
+        for kind, name in list(self._watched.items()):
+            present = port_present(name, inputs if kind == "input" else outputs)
+            is_open = self.input_port is not None if kind == "input" else self.output_name == name
+            if is_open and not present:
+                self._device_lost(kind, name)
+            elif not is_open and present:
+                self._missing.add(kind)
+                self._reopen()  # deviceChanged(kind, name, True) once it is open
+            elif not is_open and not present and kind not in self._gone:
+                self._gone.add(kind)  # e.g. not there when the server came back
+                self._emit("deviceChanged", kind, name, False)
+
+    def _device_lost(self, kind: str, name: str) -> None:
+        """The device of a chosen port is gone: say so, send nothing to it, keep the choice."""
+        self._gone.add(kind)
+        self._emit("deviceChanged", kind, name, False)
+        if kind == "input":
+            self._close_input(forget=False)  # thru notes it started end on the output
+            if self.on_lost is not None:
+                self.on_lost()  # the keys it held send no note-off now
+        else:
+            old = self.sink.set_target(None)  # waits for a send in flight; later ones are dropped
+            self.output_name = None
+            self._update_thru(None)
+            _close_port(old)
+
+    def _device_back(self, kind: str, name: str) -> None:
+        if kind in self._gone:
+            self._gone.discard(kind)
+            self._emit("deviceChanged", kind, name, True)
+
+    def _forget_device(self, kind: str) -> None:
+        """Another port was chosen: the old one is not watched (nor gone) any more."""
+        name = self._watched.pop(kind, None)
+        if kind in self._gone:
+            self._gone.discard(kind)
+            self._emit("deviceChanged", kind, name or "", True)
 
     def _server_lost(self) -> None:
         """Drop playback first (nothing into the void), then close the input; the choices stay."""
@@ -248,6 +317,7 @@ class PortManager(QObject):
                 self._missing.discard("input")
                 self.input_name = name
                 self._emit("inputOpened", name, True)
+                self._device_back("input", name)
         name = self._want_out
         if "output" in self._missing and name:
             try:
@@ -257,9 +327,16 @@ class PortManager(QObject):
                 log.debug("reopen output %s: %s", name, exc)
             else:
                 self._missing.discard("output")
+                if "output" in self._gone:
+                    try:
+                        all_notes_off(port.send)  # what the device held when it went away ends now
+                    except Exception as exc:
+                        log.debug("notes off on %s: %s", name, exc)
                 _close_port(self.sink.set_target(port))
                 self.output_name = name
+                self._update_thru(name)
                 self._emit("outputOpened", name, True)
+                self._device_back("output", name)
 
     def _swap_input(self, name: str | None) -> None:
         from copilot_app.engine.midi_ports import open_input
@@ -267,6 +344,7 @@ class PortManager(QObject):
         self._close_input()
         self._want_in = name or None
         self._missing.discard("input")
+        self._forget_device("input")
         if not name:
             self._emit("inputOpened", "", True)
             return
@@ -278,6 +356,8 @@ class PortManager(QObject):
             self._emit("inputOpened", name, False)
             return
         self.input_name = name
+        if name != VIRTUAL:
+            self._watched["input"] = name
         self._emit("inputOpened", name, True)
 
     def _close_input(self, forget: bool = True) -> None:
@@ -331,6 +411,7 @@ class PortManager(QObject):
         port, ok = None, True
         self._want_out = name or None
         self._missing.discard("output")
+        self._forget_device("output")
         if name:
             try:
                 if name == BUILTIN:
@@ -351,6 +432,8 @@ class PortManager(QObject):
         _close_port(old)
         self.output_name = name if port is not None else None
         self._update_thru(self.output_name)
+        if port is not None and name not in (VIRTUAL, BUILTIN):
+            self._watched["output"] = name
         self._emit("outputOpened", name or "", ok)
 
     def _emit(self, signal: str, *args) -> None:
