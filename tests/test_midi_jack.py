@@ -108,3 +108,13 @@ def test_output_keeper_drops_while_gone():
     keeper.send(mido.Message("note_off", note=60))
     assert keeper.dropped == 1
     keeper.close()
+
+
+def test_a_device_plugged_back_under_a_renamed_client_is_the_same_port():
+    """JACK renames a client whose name is still taken ("synth-01"): a device
+    plugged back in before its old client is gone is still the chosen port."""
+    from copilot_app.engine.midi_ports import _match, port_present
+
+    assert port_present("fakesynth:Fake Synth", ["fakesynth-01:Fake Synth", "other:port"])
+    assert _match("fakesynth:Fake Synth", ["fakesynth-01:Fake Synth"], "output") == "fakesynth-01:Fake Synth"
+    assert not port_present("fakesynth:Fake Synth", ["fakesynth-01:Other", "x:Fake Synth 2"])

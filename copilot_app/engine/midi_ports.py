@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -84,12 +85,28 @@ def list_ports(api: str | None = None) -> tuple[list[str], list[str]]:
         raise MidiPortError(f"cannot list MIDI ports: {exc}") from exc
 
 
+def _device_key(name: str) -> str:
+    """A port name without the "-NN" JACK adds to a client whose name is still
+    taken (a device plugged back in before its old client is gone)."""
+    return re.sub(r"-\d+(?=:)", "", name.lower())
+
+
+def _matches(name: str, available: list[str]) -> list[str]:
+    """Ports ``name`` means: the exact name; else the same device renamed by
+    JACK; else a unique case-insensitive part of one (system port names carry
+    client prefixes and numbers the user never types)."""
+    if name in available:
+        return [name]
+    same = [p for p in available if _device_key(p) == _device_key(name)]
+    if len(same) == 1:
+        return same
+    return [p for p in available if name.lower() in p.lower()]
+
+
 def port_present(name: str, available: list[str]) -> bool:
     """Whether ``name`` names a port in ``available`` as ``open_input``/``open_output`` would
-    find it (the exact name, or a unique case-insensitive part of one)."""
-    if name in available:
-        return True
-    return sum(name.lower() in p.lower() for p in available) == 1
+    find it (see ``_matches``)."""
+    return len(_matches(name, available)) == 1
 
 
 class RtInput:
@@ -190,15 +207,11 @@ def _port_errors(kind: str, name: str | None) -> Iterator[None]:
 
 
 def _match(name: str | None, available: list[str], kind: str) -> str:
-    # Exact name first; else a unique case-insensitive substring, because
-    # system port names carry client prefixes and numbers the user never types.
     if name is None:
         if not available:
             raise MidiPortError(f"no MIDI {kind} ports available")
         return available[0]
-    if name in available:
-        return name
-    hits = [p for p in available if name.lower() in p.lower()]
+    hits = _matches(name, available)
     if len(hits) == 1:
         return hits[0]
     if not hits:
