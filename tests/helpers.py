@@ -50,3 +50,19 @@ def wait_port(kind: int, fragment: str, timeout: float = 30.0) -> str:
     finally:
         probe.delete()
     raise AssertionError(f"{fragment!r} never appeared: {names}")
+
+
+def start_listen(checkpoint, *extra: str, env: dict | None = None):
+    """`main.py listen --virtual` in a subprocess on JACK, answering 1 bar at 240 BPM
+    after 2 beats of silence (seeded): the live app as a user starts it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(env or os.environ, COPILOT_MIDI_API="UNIX_JACK", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, str(repo / "main.py"), "listen", "--virtual", "--model", str(checkpoint),
+         "--tempo", "240", "--trigger-beats", "2", "--bars", "1", "--seed", "3", *extra],
+        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,33 +8,23 @@ from __future__ import annotations
 
 import queue
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import mido
 import pytest
 
 from copilot_app.engine import midi_ports
 from tests.test_engine_continue import checkpoint  # noqa: F401  (fixture)
-from tests.helpers import wait_port
+from tests.helpers import start_listen, wait_port
 from tests.test_engine_player import balance
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
-REPO = Path(__file__).resolve().parent.parent
 
 
 
 
 def test_listen_answers_a_phrase_on_jack_ports(checkpoint):  # noqa: F811
-    import os
-
-    env = dict(os.environ, COPILOT_MIDI_API="UNIX_JACK", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "listen", "--virtual", "--model", str(checkpoint),
-         "--tempo", "240", "--trigger-beats", "2", "--bars", "1", "--seed", "3"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_listen(checkpoint)
     received: "queue.Queue[mido.Message]" = queue.Queue()
     try:
         app_out = wait_port(0, midi_ports.VIRTUAL_OUT)

@@ -6,10 +6,7 @@ past the bound (8 s) stops blocking the trigger, and the log says so once.
 """
 from __future__ import annotations
 
-import os
 import queue
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,20 +15,15 @@ import pytest
 
 from copilot_app.engine import midi_ports
 from copilot_app.engine.held_notes import HELD_BOUND_S
-from tests.helpers import wait_port
+from tests.helpers import start_listen, wait_port
 from tests.test_engine_continue import checkpoint  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
-REPO = Path(__file__).resolve().parent.parent
 
 
 def answer_after_a_lost_note_off(checkpoint: Path, then: list[mido.Message], wait_s: float) -> tuple[float, str]:
     """Seconds from the phrase's end to the app's first note, and listen's stderr."""
-    env = dict(os.environ, COPILOT_MIDI_API="UNIX_JACK", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "listen", "--virtual", "--model", str(checkpoint),
-         "--tempo", "240", "--trigger-beats", "2", "--bars", "1", "--seed", "3"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_listen(checkpoint)
     received: "queue.Queue[mido.Message]" = queue.Queue()
     try:
         app_out = wait_port(0, midi_ports.VIRTUAL_OUT)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model import CheckpointError, RWKV7, RWKVConfig, load_checkpoint, save_checkpoint
+from tests.helpers import perturbed_model
 from model.checkpoint import sidecar_path
 
 CFG = dict(vocab_size=41, n_layer=2, n_embd=64, head_size=32)
@@ -16,12 +17,7 @@ TOKENIZER = {"kind": "remi", "vocab": ["Bar", "Pitch_60"], "version": 3}
 
 
 def make_model(seed: int = 0) -> RWKV7:
-    torch.manual_seed(seed)
-    m = RWKV7(RWKVConfig(**CFG))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return m
+    return perturbed_model(seed, **CFG)  # every weight random: a round trip that drops one shows
 
 
 @pytest.fixture()
