@@ -69,11 +69,17 @@ def _eval_args(*argv: str) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def test_eval_cli_prints_a_table_and_json(tmp_path, capsys):
+def untrained_checkpoint(tmp_path: Path) -> Path:
+    """A tiny untrained RWKV-7 saved with the app's tokenizer: near-uniform predictions."""
     torch.manual_seed(0)
     model = RWKV7(RWKVConfig(vocab_size=vocab().size, n_layer=1, n_embd=64, head_size=32, chunk_len=16))
     path = tmp_path / "m.safetensors"
     save_checkpoint(path, model, tokenizer=tokenizer_config())
+    return path
+
+
+def test_eval_cli_prints_a_table_and_json(tmp_path, capsys):
+    path = untrained_checkpoint(tmp_path)
     assert run_eval(_eval_args("--model", str(path), "--data", str(DATA), "--samples", "3", "--json")) == 0
     res = json.loads(capsys.readouterr().out)
     # an untrained model is near uniform: ~ln(V) nats per token
@@ -94,10 +100,7 @@ def test_eval_cli_prints_a_table_and_json(tmp_path, capsys):
 
 
 def test_eval_skips_unusable_files_by_name_and_scores_the_rest(tmp_path, capsys):
-    torch.manual_seed(0)
-    model = RWKV7(RWKVConfig(vocab_size=vocab().size, n_layer=1, n_embd=64, head_size=32, chunk_len=16))
-    path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model, tokenizer=tokenizer_config())
+    path = untrained_checkpoint(tmp_path)
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
@@ -134,10 +137,7 @@ def test_eval_continues_dense_piano_whose_four_bars_outgrow_a_training_window(tm
     folder = tmp_path / "dense"
     folder.mkdir()
     (folder / "dense.mid").write_bytes(score.dumps_midi())
-    torch.manual_seed(0)
-    model = RWKV7(RWKVConfig(vocab_size=vocab().size, n_layer=1, n_embd=64, head_size=32, chunk_len=16))
-    path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model, tokenizer=tokenizer_config())
+    path = untrained_checkpoint(tmp_path)
     assert run_eval(_eval_args("--model", str(path), "--data", str(folder), "--samples", "2", "--json")) == 0
     res = json.loads(capsys.readouterr().out)
     tokens_per_bar = res["val_tokens"] / 8
