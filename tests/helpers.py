@@ -1,7 +1,9 @@
 """Helpers shared by several test modules."""
 from __future__ import annotations
 
+import queue
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -66,3 +68,37 @@ def start_listen(checkpoint, *extra: str, env: dict | None = None):
         [sys.executable, str(repo / "main.py"), "listen", "--virtual", "--model", str(checkpoint),
          "--tempo", "240", "--trigger-beats", "2", "--bars", "1", "--seed", "3", *extra],
         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+ARPEGGIO = (60, 64, 67, 72)  # the phrase the live tests play: C E G C, one at a time
+
+
+@contextmanager
+def app_virtual_ports(received: "queue.Queue"):
+    """Wait for the app's virtual In/Out, listen to its Out into ``received``
+    and yield a port that plays into its In (the keyboard)."""
+    from copilot_app.engine import midi_ports
+
+    app_out = wait_port(0, midi_ports.VIRTUAL_OUT)
+    wait_port(1, midi_ports.VIRTUAL_IN)
+    with midi_ports.open_input(app_out, received.put), midi_ports.open_output(midi_ports.VIRTUAL_IN) as keys:
+        yield keys
+
+
+def play_notes(keys, wait, hold_s: float, gap_s: float, pitches=ARPEGGIO) -> None:
+    """Play ``pitches`` one after another; ``wait(seconds)`` is time.sleep or a Qt-friendly wait."""
+    import mido
+
+    for pitch in pitches:
+        keys.send(mido.Message("note_on", note=pitch, velocity=96))
+        wait(hold_s)
+        keys.send(mido.Message("note_off", note=pitch))
+        if gap_s:
+            wait(gap_s)
+
+
+def drain_heard(received: "queue.Queue", got: list) -> bool:
+    """Move what arrived into ``got``; True once it holds a sounding note-on."""
+    while not received.empty():
+        got.append(received.get())
+    return any(m.type == "note_on" and m.velocity > 0 for m in got)

@@ -16,9 +16,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from copilot_app.engine import midi_ports  # noqa: E402
 from copilot_app.ui.engine_bridge import VIRTUAL  # noqa: E402
-from tests.helpers import wait_port  # noqa: E402
+from tests.helpers import ARPEGGIO, app_virtual_ports, drain_heard, play_notes  # noqa: E402
 from tests.test_gui_live import started_window, tiny_model  # noqa: E402,F401  (fixture)
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
@@ -58,27 +57,16 @@ def test_window_on_virtual_jack_ports(qtbot, tmp_path, tiny_model):  # noqa: F81
     qtbot.waitUntil(lambda: settings.value("ports/in") == VIRTUAL and settings.value("ports/out") == VIRTUAL,
                     timeout=10000)
     received: "queue.Queue[mido.Message]" = queue.Queue()
-    app_out = wait_port(0, midi_ports.VIRTUAL_OUT)
-    wait_port(1, midi_ports.VIRTUAL_IN)
-    with midi_ports.open_input(app_out, received.put), midi_ports.open_output(midi_ports.VIRTUAL_IN) as keys:
+    got: list[mido.Message] = []
+    with app_virtual_ports(received) as keys:
         qtbot.wait(300)
-        for pitch in (60, 64, 67, 72):
-            keys.send(mido.Message("note_on", note=pitch, velocity=96))
-            qtbot.wait(200)
-            keys.send(mido.Message("note_off", note=pitch))
-            qtbot.wait(30)
-        qtbot.waitUntil(lambda: [n.pitch for n in window.roll.state.played] == [60, 64, 67, 72], timeout=10000)
+        play_notes(keys, lambda s: qtbot.wait(int(s * 1000)), 0.2, 0.03)
+        qtbot.waitUntil(lambda: [n.pitch for n in window.roll.state.played] == list(ARPEGGIO), timeout=10000)
         window.act_continue.trigger()
-        got: list[mido.Message] = []
-
-        def drain() -> bool:
-            while not received.empty():
-                got.append(received.get())
-            return any(m.type == "note_on" and m.velocity > 0 for m in got)
-        qtbot.waitUntil(drain, timeout=20000)
+        qtbot.waitUntil(lambda: drain_heard(received, got), timeout=20000)
         window.act_panic.trigger()
         qtbot.wait(400)
-        drain()
+        drain_heard(received, got)
     assert sounding(got) == set()
     assert {(m.channel, m.control) for m in got if m.type == "control_change"} >= {(c, 123) for c in range(16)}
     window.close()

@@ -20,9 +20,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from copilot_app.engine import midi_ports  # noqa: E402
 from copilot_app.ui.engine_bridge import VIRTUAL  # noqa: E402
-from tests.helpers import wait_port  # noqa: E402
+from tests.helpers import app_virtual_ports, drain_heard, play_notes  # noqa: E402
 from tests.jack_private import PrivateJack  # noqa: E402
 from tests.test_gui_jack import choose  # noqa: E402
 from tests.test_gui_live import started_window, tiny_model  # noqa: E402,F401  (fixture)
@@ -43,28 +42,17 @@ def private_jack(tmp_path, monkeypatch):
 def answered(qtbot, window) -> list[mido.Message]:
     """Play four notes into the window's virtual In, press Continue; what its Out sent."""
     received: "queue.Queue[mido.Message]" = queue.Queue()
-    app_out = wait_port(0, midi_ports.VIRTUAL_OUT)
-    wait_port(1, midi_ports.VIRTUAL_IN)
     got: list[mido.Message] = []
-    with midi_ports.open_input(app_out, received.put), midi_ports.open_output(midi_ports.VIRTUAL_IN) as keys:
+    with app_virtual_ports(received) as keys:
         qtbot.wait(300)
         before = len(window.roll.state.played)
-        for pitch in (60, 64, 67, 72):
-            keys.send(mido.Message("note_on", note=pitch, velocity=96))
-            qtbot.wait(150)
-            keys.send(mido.Message("note_off", note=pitch))
-            qtbot.wait(30)
+        play_notes(keys, lambda s: qtbot.wait(int(s * 1000)), 0.15, 0.03)
         qtbot.waitUntil(lambda: len(window.roll.state.played) >= before + 4, timeout=10000)
         window.act_continue.trigger()
-
-        def drain() -> bool:
-            while not received.empty():
-                got.append(received.get())
-            return any(m.type == "note_on" and m.velocity > 0 for m in got)
-        qtbot.waitUntil(drain, timeout=20000)
+        qtbot.waitUntil(lambda: drain_heard(received, got), timeout=20000)
         window.act_panic.trigger()
         qtbot.wait(300)
-        drain()
+        drain_heard(received, got)
     return got
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from copilot_app.engine import midi_ports
-from tests.helpers import wait_port
+from tests.helpers import app_virtual_ports, play_notes
 from tests.jack_private import PrivateJack
 from tests.test_engine_continue import checkpoint  # noqa: F401  (fixture)
 
@@ -85,16 +84,10 @@ class Listen:
 def play_and_hear(timeout: float = 20.0) -> list[mido.Message]:
     """Play four quarter notes into the app's In; what its Out sends until an answer starts, then 1 s more."""
     received: "queue.Queue[mido.Message]" = queue.Queue()
-    app_out = wait_port(0, midi_ports.VIRTUAL_OUT)
-    wait_port(1, midi_ports.VIRTUAL_IN)
     got: list[mido.Message] = []
-    with midi_ports.open_input(app_out, received.put), midi_ports.open_output(midi_ports.VIRTUAL_IN) as keys:
+    with app_virtual_ports(received) as keys:
         time.sleep(0.3)
-        for pitch in (60, 64, 67, 72):
-            keys.send(mido.Message("note_on", note=pitch, velocity=96))
-            time.sleep(0.22)
-            keys.send(mido.Message("note_off", note=pitch))
-            time.sleep(0.03)
+        play_notes(keys, time.sleep, 0.22, 0.03)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not any(m.type == "note_on" and m.velocity for m in got):
             try:
