@@ -125,30 +125,40 @@ _QUALITY_ROWS = [  # (label, continuation key or None for NLL rows, truth key)
 ]
 
 
+_REPEATS = {"repeat_last_2": "repeat last 2 bars", "repeat_4_back": "repeat bars 4 back"}
+
+
+def _cell(value: float | None) -> str:
+    return NONE if value is None or value != value else f"{value:.3f}"
+
+
 def quality_table(r: dict) -> str:
     """bench/model_quality.py: each bundled model per source, then the targets."""
     names = r["order"]
     lines = []
     sources = sorted({s for m in r["models"].values() for s in m["sources"]})
     for source in sources:
-        head = [f"**{source}**"] + [f"`{n}`" for n in names] + ["truth"]
-        lines += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(names) + 1) + "|"]
+        first = r["models"][names[0]]["sources"].get(source, {})
+        # The heard bars played again as the answer (no model): what real music
+        # of the same song scores without knowing its future.
+        refs = ((first.get("continuation") or {}).get("reference") or {})
+        head = [f"**{source}**"] + [f"`{n}`" for n in names] + ["truth"] + [_REPEATS[k] for k in refs]
+        lines += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
         for label, key, truth in _QUALITY_ROWS:
             cells, true = [], NONE
             for n in names:
                 src = r["models"][n]["sources"].get(source, {})
                 cont = src.get("continuation") or {}
                 value = src.get(key, cont.get(key))
-                cells.append(NONE if value is None or value != value else f"{value:.3f}")
+                cells.append(_cell(value))
                 if truth and cont.get(truth) is not None and cont[truth] == cont[truth]:
                     true = f"{cont[truth]:.3f}"
             if all(c == NONE for c in cells):
                 continue  # e.g. no chord annotations in this source
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {true} |")
-        first = r["models"][names[0]]["sources"].get(source, {})
+            lines.append(f"| {label} | " + " | ".join(cells + [true] + [_cell(refs[k].get(key)) for k in refs]) + " |")
         samples = (first.get("continuation") or {}).get("samples", 0)
         lines += [f"| held-out pieces / continuations | {first.get('val_pieces', 0)} / {samples} |"
-                  + " |" * len(names), ""]
+                  + " |" * (len(head) - 2), ""]
     lines += ["| target (POP909, `" + names[0] + "`) | measured | goal | met |", "|---|---:|---|---|"]
     for t in r["targets"]:
         lines.append(f"| {t['target']} | {t['measured']:.3f} | {t['goal']} | {'yes' if t['met'] else 'no'} |")

@@ -143,3 +143,27 @@ def test_eval_continues_dense_piano_whose_four_bars_outgrow_a_training_window(tm
     tokens_per_bar = res["val_tokens"] / 8
     assert 4 * tokens_per_bar > 512 and res["skipped"] == []
     assert res["sources"]["midi:dense"]["continuation"]["samples"] == 2
+
+
+def test_repeated_bars_moves_the_heard_bars_onto_the_answer():
+    from trainer.evaluate import repeated_bars
+
+    ticks = [0, 48, 96, 144, 192, 240, 288]  # bar lines; the answer is bars 4-5
+    notes = [(0, 60), (50, 62), (100, 64), (150, 65), (200, 67), (250, 69)]
+    assert repeated_bars(notes, ticks, 4, 2) == [(196, 64), (246, 65)]  # bars 2-3, 96 ticks later
+    assert repeated_bars(notes, ticks, 4, 4) == [(192, 60), (242, 62)]  # bars 0-1
+    # bars of another length: what would fall past the answer's end is cut
+    odd = [0, 96, 144, 192, 240]
+    assert repeated_bars([(0, 60), (90, 61), (100, 62)], odd, 2, 2) == [(144, 60), (234, 61)]
+
+
+def test_eval_scores_the_heard_bars_repeated_beside_the_model(tmp_path, capsys):
+    path = untrained_checkpoint(tmp_path)
+    assert run_eval(_eval_args("--model", str(path), "--data", str(DATA), "--samples", "3", "--json")) == 0
+    res = json.loads(capsys.readouterr().out)
+    (src,) = res["sources"].values()
+    ref = src["continuation"]["reference"]
+    assert set(ref) == {"repeat_last_2", "repeat_4_back"}
+    for scores in ref.values():
+        assert 0.0 <= scores["in_key"] <= 1.0 and scores["wrong_length_bars"] == 0.0
+        assert scores["pitch_class_similarity"] > 0.0  # real bars of the same piece

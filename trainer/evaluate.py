@@ -10,6 +10,13 @@ temperature and top-p: for held-out pieces cut at a bar line, the model hears
 ``[BOS]`` and the 4 bars before the cut and answers 2 bars, which are
 compared with the piece's real next 2 bars (chords and keys from the
 annotations where the corpus has them, e.g. POP909).
+
+Beside the model, the same metrics for two answers that need no model: the
+heard bars played again (the last 2, and the 2 from 4 bars back, moved to
+the answer's bars). They are real music of the same song at the same
+moment, so they show how much of each metric a plausible answer gets
+without knowing the song's future: the reference the targets are read
+against.
 """
 from __future__ import annotations
 
@@ -134,6 +141,19 @@ class Case:
     context_pitches: list[int]
     wrong_bars: int
     cut_tick: int
+    repeats: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+# The answers without a model: (name, how many bars back the repeated 2 bars start).
+REPEATS = (("repeat_last_2", 2), ("repeat_4_back", 4))
+
+
+def repeated_bars(notes: list[tuple[int, int]], ticks: list[int], j: int, back: int) -> list[tuple[int, int]]:
+    """The 2 bars starting ``back`` bars before bar ``j``, moved to start at bar
+    ``j``, cut at the end of the answer (bars of other lengths stay inside)."""
+    shift, end = ticks[j] - ticks[j - back], ticks[j + COMPLETION_BARS]
+    lo, hi = ticks[j - back], ticks[j - back + COMPLETION_BARS]
+    return [(t + shift, p) for t, p in notes if lo <= t < hi and t + shift < end]
 
 
 def continue_case(model: nn.Module, ids: np.ndarray, bars: tuple[list[int], list[int]], j: int,
@@ -158,9 +178,11 @@ def continue_case(model: nn.Module, ids: np.ndarray, bars: tuple[list[int], list
     if out.decoder.position_tick < end:
         wrong += COMPLETION_BARS
     ctx_pitches = [v.pitch[t] for t in context if t in v.pitch]
+    heard = [(n.start + origin, n.pitch) for n in track.decoder.notes]  # the context's notes
     return Case([(n.start + origin, n.pitch) for n in rows[0]],
                 [(n.start + origin, n.pitch) for n in truth if start <= n.start < end],
-                ctx_pitches, min(wrong, COMPLETION_BARS), ticks[j])
+                ctx_pitches, min(wrong, COMPLETION_BARS), ticks[j],
+                {name: repeated_bars(heard, ticks, j, back) for name, back in REPEATS})
 
 
 def key_at(notes: dict | None, tick: int, pitches: list[int]) -> tuple[int, str]:
@@ -177,6 +199,7 @@ def musical(model: nn.Module, data: EvalSet, samples: int, seed: int,
     """Continuation metrics; a piece whose tokens cannot be continued is named
     in ``skipped`` with the reason, and the others are still scored."""
     rows, gen_lines, true_lines = [], [], []
+    reference: dict[str, list[dict[str, float]]] = {name: [] for name, _ in REPEATS}
     bars_cache: dict[int, tuple[list[int], list[int]]] = {}
     bad: set[int] = set()
     for n, (p, j) in enumerate(cut_points(data.pieces, samples)):
@@ -193,14 +216,19 @@ def musical(model: nn.Module, data: EvalSet, samples: int, seed: int,
             continue
         notes = data.notes[p]
         key = key_at(notes, case.cut_tick, case.context_pitches)
-        rows.append(continuation_metrics(case.generated, case.truth, key,
-                                         (notes or {}).get("chords"), case.wrong_bars, COMPLETION_BARS))
+        chords = (notes or {}).get("chords")
+        rows.append(continuation_metrics(case.generated, case.truth, key, chords,
+                                         case.wrong_bars, COMPLETION_BARS))
+        for name, repeat in case.repeats.items():
+            reference[name].append(continuation_metrics(repeat, case.truth, key, chords))
         gen_lines.append([p for _, p in case.generated])
         true_lines.append([p for _, p in case.truth])
     if not rows:
         return {}
     out = aggregate(rows, gen_lines, true_lines)
     out["samples"] = len(rows)
+    out["reference"] = {name: {k: v for k, v in aggregate(r, [], []).items() if not k.startswith("distinct")}
+                        for name, r in reference.items()}
     return out
 
 
@@ -264,6 +292,9 @@ _ROWS = [
 ]
 
 
+_REF_LABELS = {"repeat_last_2": "repeat last 2", "repeat_4_back": "repeat 4 back"}
+
+
 def format_table(res: dict[str, Any]) -> str:
     lines = [f"model {res['model']} ({res['params'] / 1e6:.2f}M parameters)",
              f"all sources: val NLL {res['val_nll']:.4f} nats/token, {res['bits_per_note']:.3f} bits/note "
@@ -276,11 +307,16 @@ def format_table(res: dict[str, Any]) -> str:
             continue
         lines.append(f"  continuations of {cont['samples']} held-out 4-bar contexts "
                      f"(2 bars, T={res['sampling']['temperature']}, top-p={res['sampling']['top_p']}):")
-        lines.append(f"    {'metric':<40}{'generated':>10}{'true':>10}")
+        ref = cont.get("reference") or {}
+        lines.append(f"    {'metric':<40}{'generated':>10}{'true':>10}"
+                     + "".join(f"{_REF_LABELS[name]:>14}" for name in ref))
         for key, label, truth in _ROWS:
             value = cont.get(key, float("nan"))
             if key == "chord_tone" and not math.isfinite(value):
                 continue  # no chord annotations in this source
             t = f"{cont.get(truth, float('nan')):>10.3f}" if truth else f"{'':>10}"
-            lines.append(f"    {label:<40}{value:>10.3f}{t}")
+            r = "".join(f"{ref[name][key]:>14.3f}" if key in ref[name] else f"{'':>14}" for name in ref)
+            lines.append(f"    {label:<40}{value:>10.3f}{t}{r}")
+        if ref:
+            lines.append("    (repeat: the heard bars played again as the answer, no model)")
     return "\n".join(lines)
