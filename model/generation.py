@@ -6,7 +6,9 @@ context; a take forks the three, samples all K rows in one batch per step
 reaches the end of the requested bars. Two masks keep every row playable:
 the REMI grammar (valid, canonical token order) and a time floor (no note
 may start before the take's start, so an answer never lands in the past).
-The meter is the context's: a new bar repeats the last TimeSig.
+The meter is the context's: a new bar repeats the last TimeSig. A ``Steer``
+(model/steering.py) adds the composer's controls: the scale and register as
+a third mask, density and texture as a bias on the logits.
 Row 0's notes are handed to ``on_note`` the moment each is complete, so
 playback starts while the other rows are still being sampled.
 """
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from model.sampling import SamplingParams, make_generator, sample
+from model.steering import Steer
 from model.tokens.grammar import RemiGrammar
 from model.tokens.performance import grid_step, ticks_per_beat
 from model.tokens.streaming import DecodedNote, StreamingDecoder
@@ -131,6 +134,17 @@ def _time_floor_mask(track: ContextTrack, start_tick: int) -> np.ndarray | None:
     return m
 
 
+@dataclass
+class Fork:
+    """A row of a take at one of its bar lines: where "regenerate from bar N"
+    samples again from (the state after the Bar token, the logits, the track)."""
+
+    state: object
+    logits: torch.Tensor
+    track: ContextTrack
+    tokens: int = 0  # how many of the row's sampled tokens lead here (the Bar included)
+
+
 def row_finished(track: ContextTrack, end_tick: int) -> bool:
     return track.decoder.position_tick >= end_tick
 
@@ -149,6 +163,8 @@ def generate(
     max_tokens: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     tokens_out: list[list[int]] | None = None,
+    steer: Steer | None = None,
+    forks_out: list[dict[int, Fork]] | None = None,
 ) -> list[list[DecodedNote]]:
     """Sample ``k`` continuations; returns each row's notes with start < end_tick.
 
@@ -156,12 +172,17 @@ def generate(
     they are not modified. ``should_stop`` is polled every step (panic from
     another thread): when it turns true the rows end where they are.
     ``tokens_out``, when given, receives each row's sampled token ids (eval
-    reads bar lengths and the grammar off them).
+    reads bar lengths and the grammar off them). ``steer``: the composer's
+    controls for this take. ``forks_out``, when given, receives for each row
+    a ``Fork`` at every bar line strictly inside the take, by its tick.
     """
     rows = [context.fork() for _ in range(k)]
     if tokens_out is not None:
         tokens_out[:] = [[] for _ in range(k)]
+    if forks_out is not None:
+        forks_out[:] = [{} for _ in range(k)]
     notes: list[list[DecodedNote]] = [[] for _ in range(k)]
+    counts = [0] * k  # tokens each row has taken
     done = [row_finished(r, end_tick) for r in rows]
     state_k = state.repeat(k)
     logits_k = logits.reshape(1, -1).expand(k, -1).contiguous()
@@ -169,10 +190,13 @@ def generate(
     bars = max(1, -(-(end_tick - start_tick) // (4 * ticks_per_beat(4))) + 1)
     budget = max_tokens or MAX_TOKENS_PER_BAR * bars
     eos = context.grammar.v.eos
+    bar_id = context.grammar.v.bar
     for _ in range(budget):
         if all(done) or (should_stop is not None and should_stop()):
             break
         mask = np.ones((k, logits_k.shape[-1]), dtype=bool)
+        bias = np.zeros(mask.shape, dtype=np.float32) if steer is not None and steer.soft else None
+        raw = logits_k.float().cpu().numpy() if bias is not None and steer.density != 0.0 else None
         for i, row in enumerate(rows):
             if done[i]:
                 continue
@@ -181,6 +205,9 @@ def generate(
             floor = _time_floor_mask(row, start_tick)
             if floor is not None:
                 allowed &= floor
+            if steer is not None:
+                steer.apply(allowed, row, None if bias is None else bias[i, : allowed.shape[0]],
+                            None if raw is None else raw[i, : allowed.shape[0]], params.temperature)
             mask[i, : allowed.shape[0]] = allowed
         forced = [int(np.flatnonzero(mask[i])[0]) if not done[i] and mask[i].sum() == 1 else -1
                   for i in range(k)]
@@ -190,11 +217,18 @@ def generate(
             # tokens before the first note of an answer to a long pause.
             tokens = torch.tensor([max(f, 0) for f in forced])
         else:
+            if bias is not None:
+                logits_k = logits_k + torch.from_numpy(bias).to(logits_k.device)
             tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
+        bar_rows = []  # rows that just crossed a bar line inside the take
         for i, row in enumerate(rows):
             if done[i]:
                 continue
             note = row.update(int(tokens[i]))
+            counts[i] += 1
+            if (forks_out is not None and int(tokens[i]) == bar_id
+                    and start_tick < row.bar_start_tick < end_tick):
+                bar_rows.append(i)
             if tokens_out is not None:
                 tokens_out[i].append(int(tokens[i]))
             if row_finished(row, end_tick):
@@ -206,4 +240,8 @@ def generate(
         if all(done):
             break
         logits_k, state_k = model.step(tokens, state_k, inplace=True)
+        for i in bar_rows:
+            assert forks_out is not None
+            forks_out[i][rows[i].bar_start_tick] = Fork(state_k.select([i]), logits_k[i].clone(), rows[i].fork(),
+                                                          counts[i])
     return notes

@@ -6,35 +6,16 @@ notes, so chords annotated on the piece's grid line up with both.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
-
-# Krumhansl-Kessler key profiles (major, minor), C first.
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-_MAJOR_SCALE = np.array([0, 2, 4, 5, 7, 9, 11])
-_MINOR_SCALE = np.array([0, 2, 3, 5, 7, 8, 10, 11])  # natural minor + leading tone
-
-
-def estimate_key(pitches: list[int]) -> tuple[int, str]:
-    """(tonic pitch class, "major" | "minor") by Krumhansl-Schmuckler correlation."""
-    hist = np.bincount(np.asarray(pitches, dtype=int) % 12, minlength=12).astype(float)
-    if hist.sum() == 0:
-        return 0, "major"
-    best = (-2.0, 0, "major")
-    for tonic in range(12):
-        for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
-            r = np.corrcoef(hist, np.roll(prof, tonic))[0, 1]
-            if np.isfinite(r) and r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2]
+from model.scales import SCALES, estimate_key  # noqa: F401 -- estimate_key re-exported for eval
 
 
 def in_key_ratio(pitches: list[int], key: tuple[int, str]) -> float:
     if not pitches:
         return float("nan")
-    scale = (key[0] + (_MAJOR_SCALE if key[1] == "major" else _MINOR_SCALE)) % 12
+    # Minor: the natural minor and the leading tone (SCALES["minor"]).
+    scale = (key[0] + np.array(SCALES["major" if key[1] == "major" else "minor"])) % 12
     return float(np.isin(np.asarray(pitches) % 12, scale).mean())
 
 

@@ -131,6 +131,15 @@ class LiveEngine:
         """Accept a take (None: the last) with variation ``index`` (None: the one auditioned last)."""
         self._call(lambda s: self._changed("accept", s.accept(take, index)))
 
+    def regenerate(self, take: Take | int | None = None, variation: int | None = None, bar: int = 2) -> None:
+        """Keep a take's variation (None: the one auditioned last) up to bar ``bar``
+        and sample the rest again as a new take, which then auditions."""
+        self._call(lambda s: self._answer_or_say(lambda: s.regenerate(take, variation, bar)))
+
+    def more_like_this(self, take: Take | int | None = None) -> None:
+        """New variations of a take's bars, sampled after hearing its accepted one."""
+        self._call(lambda s: self._answer_or_say(lambda: s.more_like_this(take)))
+
     def discard(self, take: Take | int) -> None:
         """Forget a take; if it is playing, it stops with its note-offs."""
         self._call(lambda s: self._changed("discard", s.discard(take)))
@@ -216,6 +225,7 @@ class LiveEngine:
         unknown = set(changes) - set(asdict(SessionSettings()))
         if unknown:
             raise TypeError(f"unknown session settings: {sorted(unknown)}")
+        replace(SessionSettings(), **changes).steering()  # a bad key or range: ValueError here
 
         def apply(s: LiveSession) -> None:
             s.settings = replace(s.settings, **changes)
@@ -347,6 +357,14 @@ class LiveEngine:
         finally:
             if self.on_busy is not None:
                 self.on_busy(False)
+
+    def _answer_or_say(self, make: Callable[[], Take]) -> None:
+        """A take asked for by a command that may not apply (no such bar, the
+        take's states are gone): one line to the user instead of an engine error."""
+        try:
+            self._answer(make)
+        except ValueError as exc:
+            self._error(str(exc))
 
     def _changed(self, kind: str, take: Take | None) -> None:
         if take is not None:

@@ -46,9 +46,12 @@ from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
 from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel, SessionSnapshot, Take,
                                               TimelineView, quarters_to_ticks)
 from copilot_app.engine.session_store import SavedSession, SessionStore, load_or_fresh
-from model.generation import ContextTrack, generate
+from copilot_app.engine.take_forks import ForkCache, TakeForks
+from model.generation import ContextTrack, Fork, generate
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.sampling import SamplingParams
+from model.scales import estimate_key, key_name
+from model.steering import Steer, Steering
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.streaming import DecodedNote, StreamingEncoder
 
@@ -81,10 +84,22 @@ class SessionSettings:
     # Sample the answer during the pause, before the silence trigger fires, so
     # it starts playing the moment the trigger comes (see LiveSession.poll).
     prepare_ahead: bool = True
+    # Steering (model/steering.py): key/scale lock ("off", "auto" or e.g.
+    # "D dorian"), register (None: the phrase's range widened a little),
+    # density and texture (-1 ... +1, 0 = as the model hears the phrase).
+    key: str = "off"
+    register_low: int | None = None
+    register_high: int | None = None
+    density: float = 0.0
+    texture: float = 0.0
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p,
                               top_k=self.top_k, repetition_penalty=self.repetition_penalty)
+
+    def steering(self) -> Steering:
+        """The steering controls (ValueError, one line, on a bad key or range)."""
+        return Steering(self.key, self.register_low, self.register_high, self.density, self.texture)
 
 
 @dataclass
@@ -95,6 +110,9 @@ class _Prepared:
     window: tuple[int, int]
     settings: SessionSettings
     variations: list[list[DecodedNote]]
+    initial: Fork                     # the context's state it was sampled from
+    forks: list[dict[int, Fork]]
+    tokens: list[list[int]]
 
 
 @dataclass
@@ -178,6 +196,7 @@ class LiveSession:
         self._start_context(self.quarters_at(self.clock.now()))
         self._start_played_phrase()
         self.store: SessionStore | None = None  # where the session is saved (session_store.py)
+        self.forks = ForkCache()  # where recent takes can be sampled again (take_forks.py)
 
     # -- compatibility views of the session model -------------------------------
     @property
@@ -191,10 +210,25 @@ class LiveSession:
 
     def snapshot(self, event: SessionEvent, metronome: bool = False) -> SessionSnapshot:
         """An immutable picture of the session for other threads (the GUI)."""
+        steer = self._steer()
         return SessionSnapshot(event, self.library.views(), self.library.playing, self.library.phrase,
                                TimelineView.of(self.grid, self.clock.now(), self._timeline), replace(self.settings),
                                (self.model_name or "model") if self.runner is not None else None, metronome,
-                               tuple(v.number for v in self.library.discarded_views()))
+                               tuple(v.number for v in self.library.discarded_views()),
+                               self._heard_key(), (steer.low, steer.high))
+
+    # -- steering -------------------------------------------------------------
+    def _heard(self, before_tick: int | None = None) -> list[int]:
+        """The pitches of the last bars heard: what "auto" key and register follow."""
+        return [n.pitch for n in self._recent_notes(before_tick)]
+
+    def _steer(self, before_tick: int | None = None) -> Steer:
+        return self.settings.steering().resolve(self._heard(before_tick))
+
+    def _heard_key(self) -> str | None:
+        """The key the last bars suggest (what "auto" locks to), as "A minor"."""
+        heard = self._heard()
+        return key_name(*estimate_key(heard)) if heard else None
 
     # -- context ------------------------------------------------------------
     def _start_context(self, at_q: float = 0.0) -> None:
@@ -431,11 +465,20 @@ class LiveSession:
         window = self._take_window(deadline)
         inputs = self.input_counter()
         self.cancel_take.clear()
+        forks: list[dict[int, Fork]] = []
+        tokens: list[list[int]] = []
         variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                               self.track, *window, max(1, s.variations), s.sampling(), seed=s.seed,
-                              should_stop=lambda: self.input_counter() != inputs or self.cancel_take.is_set())
+                              should_stop=lambda: self.input_counter() != inputs or self.cancel_take.is_set(),
+                              steer=self._steer(), forks_out=forks, tokens_out=tokens)
         if self.input_counter() == inputs and not self.cancel_take.is_set():
-            self._prepared = _Prepared(self._context_version, window, s, variations)
+            self._prepared = _Prepared(self._context_version, window, s, variations, self._context_fork(),
+                                       forks, tokens)
+
+    def _context_fork(self) -> Fork:
+        """A copy of the context's state (what a take was sampled from)."""
+        assert self.runner is not None and self.runner.logits is not None
+        return Fork(self.runner.state.clone(), self.runner.logits[0].clone(), self.track.fork())
 
     def silence_trigger_due(self, now: float) -> bool:
         s = self.settings
@@ -582,12 +625,16 @@ class LiveSession:
             self.player.schedule(self._planned(n, loud(n), origin_q) for n in variations[0])
             if variations[0]:
                 first_note.append(time.perf_counter() - t0)
+            initial, forks, tokens = prepared.initial, prepared.forks, prepared.tokens
         else:
             assert self.runner.logits is not None
+            forks, tokens = [], []
             variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                                   self.track, *window, max(1, s.variations),
                                   s.sampling(), seed=s.seed, on_note=play,
-                                  should_stop=self.cancel_take.is_set)
+                                  should_stop=self.cancel_take.is_set,
+                                  steer=self._steer(), forks_out=forks, tokens_out=tokens)
+            initial = self._context_fork()  # after the first note: the state is not changed by sampling
         take = self.record_take(start_tick / TICKS_PER_QUARTER,
                                 [[n._replace(start=n.start + origin_ticks, velocity=loud(n)) for n in row]
                                  for row in variations],
@@ -595,6 +642,7 @@ class LiveSession:
                                 first_note_latency_s=first_note[0] if first_note else None,
                                 prepared=prepared is not None and variations is prepared.variations)
         self._new_notes_since_take = False
+        self.forks.put(take.number, TakeForks(self.runner.model, *window, origin_ticks, initial, forks, tokens, loud))
         log.info("take %d: %s notes in %d variation(s)%s", take.number,
                  [len(v) for v in variations], len(variations), " (prepared)" if take.prepared else "")
         return take
@@ -678,6 +726,68 @@ class LiveSession:
                                   self.grid.bpm, self.grid.meter)
         return target
 
+    # -- sampling a take again ------------------------------------------------
+    def regenerate(self, take: Take | int | None = None, variation: int | None = None, bar: int = 2,
+                   now: float | None = None) -> Take:
+        """A new take: variation ``variation`` (default: the one auditioned last)
+        of ``take`` (default: the last) kept up to bar ``bar``, the rest sampled
+        again as K variations, from the state the take had at that bar line,
+        with the current settings. It auditions from the next bar line."""
+        target, forks = self._forked(take)
+        v = self.library.auditioned(target) if variation is None else variation
+        tick, fork = forks.fork_at(v, bar)
+        kept = [n for n in target.notes(v) if n.start < forks.heard_tick(tick)]
+        return self._sample_again(target, forks, fork, tick, kept, f"take {target.number} variation {v + 1} "
+                                  f"from bar {bar}", lambda rows, ids: forks.regenerated(v, tick, fork, rows, ids), now)
+
+    def more_like_this(self, take: Take | int | None = None, now: float | None = None) -> Take:
+        """A new take of K variations for the same bars, sampled from the state
+        after the take's accepted variation (else the one auditioned last): the
+        model has just heard it, so the new ones vary it rather than start afresh."""
+        target, forks = self._forked(take)
+        view = self.library.view(target)
+        assert view is not None
+        frame = forks.following(view.accepted if view.accepted is not None else view.auditioned)
+        return self._sample_again(target, frame, frame.initial, frame.start, [], f"more like take {target.number}",
+                                  lambda rows, ids: replace(frame, rows=rows, tokens=ids), now)
+
+    def _forked(self, take: Take | int | None) -> tuple[Take, TakeForks]:
+        target = self.library.find(take)
+        if target is None:
+            raise ValueError("no such take")
+        if self.runner is None:
+            raise NoModelError("cannot continue: no model loaded (Model menu)")
+        return target, self.forks.get(target.number, self.runner.model)
+
+    def _sample_again(self, target: Take, frame: TakeForks, fork: Fork, tick: int, kept: list[DecodedNote],
+                      label: str, forks_of: Callable[[list, list], TakeForks], now: float | None) -> Take:
+        """Sample ``frame``'s bars from ``tick`` on (state ``fork``), after the
+        ``kept`` notes, as a new take in ``target``'s place; audition it."""
+        assert self.runner is not None
+        s = self.settings
+        t0 = time.perf_counter()
+        first_note: list[float] = []
+        rows_forks: list[dict[int, Fork]] = []
+        ids: list[list[int]] = []
+        steer = s.steering().resolve([n.pitch for n in target.context] or self._heard())
+        self.cancel_take.clear()
+        rows = generate(self.runner.model, fork.state, fork.logits, fork.track, tick, frame.end,
+                        max(1, s.variations), s.sampling(), seed=s.seed, should_stop=self.cancel_take.is_set,
+                        steer=steer, on_note=lambda _n: first_note or first_note.append(time.perf_counter() - t0),
+                        forks_out=rows_forks, tokens_out=ids)
+        heard = [[n._replace(start=frame.heard_tick(n.start)) for n in row] for row in rows]
+        variations = [kept + [n._replace(velocity=frame.loud(n._replace(start=n.start - frame.origin_ticks)))
+                              for n in row] for row in heard]
+        self.stats.takes += 1
+        new = self.library.add_take(target.start_quarters, variations, target.velocity, tempo_bpm=target.tempo_bpm,
+                                    meter=target.meter, model=self.model_name, timeline=target.timeline,
+                                    context=target.context, first_note_latency_s=first_note[0] if first_note else None,
+                                    derived_from=label)
+        self.forks.put(new.number, forks_of(rows_forks, ids))
+        log.info("take %d (%s): %s notes", new.number, label, [len(v) for v in variations])
+        self.audition(0, now, new)
+        return new
+
     def stop(self) -> None:
         """Stop playback; every note the Player started gets its note-off."""
         self.player.cancel()
@@ -703,6 +813,7 @@ class LiveSession:
         """No takes, no phrases, numbers from 1 again; the timeline and settings stay."""
         self.player.cancel()
         self.library = SessionModel()
+        self.forks.clear()  # take numbers start again from 1
         self._velocities.clear()
         self._restart_context(self._bar_floor(now))
         self._start_played_phrase()
@@ -712,6 +823,7 @@ class LiveSession:
         from its saved notes (placed, bar-aligned, to end by now) as if just played."""
         self.player.cancel()
         self.library.restore(saved.takes, saved.phrases, saved.last_number, saved.discarded)
+        self.forks.clear()
         if apply_settings and saved.settings:
             self.settings = replace(self.settings, **saved.settings)
         # Its ticks belong to the timelines it was saved on, not to this one.

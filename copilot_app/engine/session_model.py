@@ -48,6 +48,9 @@ class Take:
     context: Notes = ()               # the bars it answered, in the same ticks
     first_note_latency_s: float | None = None  # trigger -> first note handed to the Player
     prepared: bool = False            # sampled during the pause, before the trigger
+    # How it was made when not as an answer: "take 3 variation 2 from bar 2"
+    # (regenerated, the first bars kept) or "more like take 3" ("" otherwise).
+    derived_from: str = ""
 
     def __post_init__(self) -> None:
         # Callers may pass lists; a take is frozen all the way down.
@@ -152,6 +155,8 @@ class SessionSnapshot:
     model: str | None                 # the loaded model's name; None: no model
     metronome: bool = False
     discarded: tuple[int, ...] = ()   # numbers of the takes Undo discard can bring back, last one last
+    heard_key: str | None = None      # the key the last bars suggest (what "auto" locks to)
+    register: tuple[int, int] | None = None  # the answer's lowest and highest pitch now
 
     def view(self, number: int) -> TakeView | None:
         return next((v for v in self.takes if v.take.number == number), None)

@@ -87,7 +87,7 @@ def _take_out(view: TakeView) -> dict:
             "tempo_bpm": t.tempo_bpm, "meter": [t.meter.numerator, t.meter.denominator], "model": t.model,
             "timeline": t.timeline, "variations": [_notes_out(v) for v in t.variations],
             "context": _notes_out(t.context), "first_note_latency_s": t.first_note_latency_s,
-            "prepared": t.prepared, "auditioned": view.auditioned, "accepted": view.accepted,
+            "prepared": t.prepared, "derived_from": t.derived_from, "auditioned": view.auditioned, "accepted": view.accepted,
             "interrupted": view.interrupted}
 
 
@@ -186,7 +186,8 @@ def _take_in(raw: object, what: str) -> TakeView:
                     timeline=_int(d.get("timeline", 0), f"{what} timeline", 0),
                     context=_notes_in(d.get("context", []), f"{what} context"),
                     first_note_latency_s=None if latency is None else _float(latency, f"{what} latency", 0.0),
-                    prepared=bool(d.get("prepared", False)))
+                    prepared=bool(d.get("prepared", False)),
+                    derived_from=_str(d.get("derived_from", ""), f"{what} origin"))
         k = len(variations)
         auditioned = _int(d.get("auditioned", 0), f"{what} auditioned variation", 0, k - 1)
         accepted = d.get("accepted")
