@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from copilot_app import __version__
 from model.command_runner import run
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from model.scales import SCALES
+from model.steering import REGISTER_MARGIN, Steering, check_key, parse_register
 from trainer.cli_args import add_eval_args, add_train_args
 
 PROG = "composer-copilot"
@@ -69,6 +71,40 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
                         help="keep only the k most likely tokens (0: off)")
     parser.add_argument("--bars", type=int, default=2, help="bars to continue (default 2)")
     parser.add_argument("--seed", type=int, help="seed for reproducible takes")
+    _add_steering_args(parser)
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises ValueError with one line."""
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+def _unit(text: str) -> float:
+    value = float(text)
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"{value} is outside -1..1")
+    return value
+
+
+def _add_steering_args(parser: argparse.ArgumentParser) -> None:
+    # The controls of model/steering.py; defaults are Steering's own.
+    parser.add_argument("--key", type=_checked(check_key), default=Steering.key, metavar="KEY",
+                        help="lock the answer to a scale: off (default), auto (the key of what was "
+                             "played) or TONIC SCALE, e.g. 'D dorian', 'F# minor pentatonic' "
+                             f"(scales: {', '.join(SCALES)})")
+    parser.add_argument("--register", type=_checked(parse_register), default=(None, None), metavar="LOW-HIGH",
+                        help="lowest-highest pitch of the answer, as MIDI numbers or names (48-84, C3-C6); "
+                             f"auto (default): the phrase's range widened by {REGISTER_MARGIN} semitones; "
+                             "off: the whole piano")
+    parser.add_argument("--density", type=_checked(_unit), default=Steering.density, metavar="D",
+                        help="-1 sparser ... 0 (default) ... +1 busier: notes per bar relative to the phrase")
+    parser.add_argument("--texture", type=_checked(_unit), default=Steering.texture, metavar="T",
+                        help="-1 single line ... 0 as played (default) ... +1 chords: notes struck together")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -130,6 +130,13 @@ class Steering:
         return Steer.build(self.heard_key(heard), self.register(heard), self.density, self.texture)
 
 
+def steering_from_args(args: object) -> Steering:
+    """The controls given as --key/--register/--density/--texture (absent: the defaults)."""
+    low, high = getattr(args, "register", (None, None))
+    return Steering(getattr(args, "key", Steering.key), low, high,
+                    getattr(args, "density", Steering.density), getattr(args, "texture", Steering.texture))
+
+
 @dataclass
 class Steer:
     """A ``Steering`` made concrete for one take (see the module docstring)."""

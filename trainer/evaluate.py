@@ -6,7 +6,7 @@ NLL: whole held-out pieces (``[BOS] ids [EOS]``, windows of up to
 Continuations are made by the app's own generation code
 (``model.generation``: the same prefill, grammar and time-floor masks, meter
 rule and stop rule as the live engine and ``continue``) at the app's default
-temperature and top-p: for held-out pieces cut at a bar line, the model hears
+temperature, top-p and steering (the auto register): for held-out pieces cut at a bar line, the model hears
 ``[BOS]`` and the 4 bars before the cut and answers 2 bars, which are
 compared with the piece's real next 2 bars (chords and keys from the
 annotations where the corpus has them, e.g. POP909).
@@ -34,6 +34,7 @@ import torch.nn as nn
 
 from model.generation import ContextTrack, generate, prime
 from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingParams
+from model.steering import Steering
 from trainer.datasets import (COMPLETION_BARS, CONTEXT_BARS, PieceSet, is_corpus_dir, load_corpus,
                               load_midi_folder, lm_windows)
 from trainer.loop import evaluate_loss
@@ -168,7 +169,9 @@ def continue_case(model: nn.Module, ids: np.ndarray, bars: tuple[list[int], list
     replay = track.fork()
     truth = [n for n in (replay.update(t) for t in truth_ids) if n is not None]
     tokens: list[list[int]] = []
-    rows = generate(model, state, logits, track, start, end, 1, params, seed=seed, tokens_out=tokens)
+    # The app's default steering too (the auto register around the heard bars).
+    steer = Steering().resolve([n.pitch for n in track.decoder.notes])
+    rows = generate(model, state, logits, track, start, end, 1, params, seed=seed, tokens_out=tokens, steer=steer)
     # Bars of the wrong length: a TimeSig other than the context's, or bars never reached.
     out = track.fork()
     for t in tokens[0]:

@@ -22,12 +22,14 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import asdict
 
 from copilot_app.engine import midi_ports
 from copilot_app.engine.clock import InternalGrid, Meter, MidiClockGrid, MonotonicClock
 from copilot_app.engine.live import LiveEngine
 from copilot_app.engine.model_loader import load_model
 from copilot_app.engine.session import SessionSettings, Take
+from model.steering import steering_from_args
 
 EXIT_STOPPED = 0
 EXIT_STOPPED_WHILE_LOST = 3
@@ -63,7 +65,8 @@ def run_listen(args: argparse.Namespace) -> int:
     settings = SessionSettings(bars=args.bars, temperature=args.temperature, top_p=args.top_p,
                                top_k=args.top_k, variations=args.variations,
                                trigger_beats=args.trigger_beats, trigger_key=args.trigger_key,
-                               seed=args.seed, fixed_velocity=getattr(args, "velocity", None))
+                               seed=args.seed, fixed_velocity=getattr(args, "velocity", None),
+                               **asdict(steering_from_args(args)))
     # Ports are kept: unplug and replug a keyboard, or restart the JACK server, and they come back.
     api = midi_ports.choose_api()
     out = (midi_ports.PortKeeper("output", args.out_port, api=api) if args.out_port
