@@ -5,7 +5,8 @@ in bars, temperature and top-p sliders, the number of variations and the
 answer's velocity (follow the player's dynamics, or one fixed velocity), and
 under "Advanced" top-k and where an answer starts. Every control has a tooltip. Each change goes out as
 ``changed({field: value})`` with the engine's ``SessionSettings`` field
-names; the sliders start at the engine's defaults.
+names; the sliders start at the engine's defaults. ``show_settings`` sets
+the controls to a session's settings without sending them back.
 """
 from __future__ import annotations
 
@@ -153,6 +154,34 @@ class ContinuationSettings(QWidget):
                 "variations": self.variations.value(), "start_on": self.start_on.currentText(),
                 "fixed_velocity": self.velocity.value() or None,
                 **self._trigger_settings()}
+
+    def show_settings(self, settings: SessionSettings) -> None:
+        """Show these settings (an opened session's), sending nothing: the engine has them."""
+        widgets = (self.trigger_combo, self.trigger_beats, self.bars, self.temperature, self.top_p, self.top_k,
+                   self.variations, self.velocity, self.start_on)
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            # Any trigger CC or key the session has is shown as the one the box offers.
+            mode = ("pedal" if settings.trigger_cc is not None else "key" if settings.trigger_key is not None
+                    else "silence" if settings.trigger_beats > 0 else "button")
+            self.trigger_combo.setCurrentIndex(self.trigger_combo.findData(mode))
+            if settings.trigger_beats > 0:
+                self.trigger_beats.setValue(settings.trigger_beats)
+            self.bars.setValue(settings.bars)
+            self.temperature.setValue(round(settings.temperature * HUNDREDTHS))
+            self.top_p.setValue(round(settings.top_p * HUNDREDTHS))
+            self.top_k.setValue(settings.top_k)
+            self.variations.setValue(settings.variations)
+            self.velocity.setValue(settings.fixed_velocity or 0)
+            if self.start_on.findText(settings.start_on) >= 0:
+                self.start_on.setCurrentText(settings.start_on)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        self.trigger_beats.setEnabled(self.trigger_mode() == "silence")
+        self.temperature_value.setText(f"{self.temperature.value() / HUNDREDTHS:.2f}")
+        self.top_p_value.setText(f"{self.top_p.value() / HUNDREDTHS:.2f}")
 
     def _trigger_settings(self) -> dict:
         mode = self.trigger_mode()

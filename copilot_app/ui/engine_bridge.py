@@ -5,8 +5,9 @@ takes, settings, the timeline) on its own thread. ``EngineBridge`` lives on
 the GUI thread and only ever
 
 * sends commands: ``LiveEngine`` methods that put a callable in the engine's
-  inbox and return at once (trigger, audition, accept, discard, tempo, meter,
-  settings, a model, a file's phrase, undo discard, the session file);
+  inbox and return at once (trigger, audition, accept, discard, regenerate,
+  more like this, tempo, meter, settings, a model, a file's phrase, undo
+  discard, the session file);
 * receives immutable values: the engine's observers (passed in when the
   engine is made) emit them as signals, which Qt queues to the GUI thread.
   ``snapshot`` is the latest ``SessionSnapshot``; the window renders it.
@@ -289,6 +290,21 @@ class EngineBridge(QObject):
     def accept(self, take: int | None = None, index: int | None = None) -> None:
         """Accept a take's variation (default: the last take's auditioned one)."""
         self.engine.accept(take, index)
+
+    def regenerate(self, take: int, variation: int, bar: int) -> None:
+        """Keep variation ``variation`` of take ``take`` up to bar ``bar`` (1: none of it)
+        and sample the rest again as a new take, which auditions; a take whose states
+        are gone is reported as one line (``errorOccurred``)."""
+        self.engine.regenerate(take, variation, bar)
+
+    def more_like_this(self, take: int) -> None:
+        """New variations of a take's bars, sampled after hearing its accepted (else
+        auditioned) variation, as a new take that auditions."""
+        self.engine.more_like_this(take)
+
+    def request_snapshot(self) -> None:
+        """Ask the engine for a snapshot as things are now (``sessionChanged`` answers)."""
+        self.engine.publish()
 
     def discard(self, take: int) -> None:
         """Forget a take; if it is the one playing, it stops with its note-offs."""

@@ -6,6 +6,7 @@ Each part lives in its own module, named after what it shows:
 port_menus.py              MIDI input / output menus
 time_controls.py           tempo, meter, clock source, metronome
 continuation_settings.py   trigger, length, temperature, top-p, advanced
+steering_controls.py       key/scale lock, register, density, texture
 transport_bar.py           Continue, variations, Stop, Panic (+ SHORTCUTS)
 piano_roll.py              your notes and the answers on the timeline
 takes_panel.py             the takes list: audition, accept, discard, drag
@@ -24,7 +25,10 @@ QSettings the caller passes (tests use a temporary file). The session
 (phrases, takes, accepted variations, discards, settings) is saved by the
 engine as it changes, in ``sessions_dir`` (AppDataLocation/sessions, beside
 ``models``); the window only says which file: the one saved last at start,
-a new one for File > New session, the chosen one for Open session….
+a new one for File > New session, the chosen one for Open session…. Only
+an opened session brings its settings (sampling, trigger, steering) back
+into the engine and the controls; at start-up the window's saved settings
+win (they are what was set last anyway).
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from copilot_app.engine.midi_input import DRUM_CHANNEL
 from copilot_app.engine.session_model import SessionSnapshot
 from copilot_app.engine.session_store import latest_session, new_session_path
 from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSettings
+from copilot_app.ui.messages import one_line
 from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
 from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
@@ -51,6 +56,7 @@ from copilot_app.ui.piano_roll import PianoRoll
 from copilot_app.ui.port_menus import PortMenus
 from copilot_app.ui.port_worker import DEVICE_WATCH_S
 from copilot_app.ui.settings_store import Key, Keys, SettingsStore
+from copilot_app.ui.steering_controls import STEER_FIELDS, SteeringControls, saved_steering
 from copilot_app.ui.take_files import take_file_name
 from copilot_app.ui.takes_panel import TakeRef, TakesPanel, file_mime_data
 from copilot_app.ui.time_controls import TimeControls
@@ -62,7 +68,9 @@ FRAME_MS = 33  # piano roll refresh (about 30 per second)
 KEYBOARD_RANGE = (36, 96)  # the on-screen keys: C2..C7
 SAVED_SETTINGS: dict[str, Key] = {"bars": Keys.BARS, "temperature": Keys.TEMPERATURE, "top_p": Keys.TOP_P,
                                   "top_k": Keys.TOP_K, "variations": Keys.VARIATIONS, "start_on": Keys.START_ON,
-                                  "fixed_velocity": Keys.FIXED_VELOCITY}
+                                  "fixed_velocity": Keys.FIXED_VELOCITY, "key": Keys.KEY,
+                                  "register_low": Keys.REGISTER_LOW, "register_high": Keys.REGISTER_HIGH,
+                                  "density": Keys.DENSITY, "texture": Keys.TEXTURE}
 EXAMPLE_PHRASES = Path(__file__).resolve().parents[2] / "resources" / "phrases"
 
 
@@ -148,6 +156,7 @@ class MainWindow(QMainWindow):
         self.ports = PortMenus()
         self.time_controls = TimeControls()
         self.continuation = ContinuationSettings()
+        self.steering = SteeringControls()
         self.transport = TransportBar()
         self.roll = PianoRoll()
         self.takes = TakesPanel(self._mime_for_ref)
@@ -236,8 +245,11 @@ class MainWindow(QMainWindow):
         io.addWidget(self.time_controls)
         settings_box = QGroupBox("Continuation")
         QVBoxLayout(settings_box).addWidget(self.continuation)
+        steer_box = QGroupBox("Steer")
+        QVBoxLayout(steer_box).addWidget(self.steering)
         top.addWidget(io_box, 3)
         top.addWidget(settings_box, 4)
+        top.addWidget(steer_box, 4)
         outer.addLayout(top)
         outer.addWidget(self.transport)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -297,6 +309,8 @@ class MainWindow(QMainWindow):
         c.triggerModeChanged.connect(lambda mode, beats: (store.put(Keys.TRIGGER_MODE, mode),
                                                           store.put(Keys.TRIGGER_BEATS, beats)))
         c.advancedToggled.connect(lambda on: store.put(Keys.ADVANCED, on))
+        self.steering.changed.connect(self._settings_changed)
+        self.steering.snapshotWanted.connect(b.request_snapshot)
 
         tr = self.transport
         tr.continue_button.clicked.connect(self.bridge_trigger)
@@ -314,6 +328,8 @@ class MainWindow(QMainWindow):
         self.takes.acceptRequested.connect(lambda ref: b.accept(ref.number, ref.index))
         self.takes.discardRequested.connect(self.discard)
         self.takes.exportRequested.connect(lambda ref: self.export_take(ref))
+        self.takes.regenerateRequested.connect(lambda ref, bar: b.regenerate(ref.number, ref.index, bar))
+        self.takes.moreLikeRequested.connect(lambda ref: b.more_like_this(ref.number))
         self.takes.selectionChanged.connect(self._take_selected)
 
         self.model_menu.switchRequested.connect(self.switch_model)
@@ -353,13 +369,18 @@ class MainWindow(QMainWindow):
                 c.start_on.setCurrentText(start_on)
             c.advanced_toggle.setChecked(store.get(Keys.ADVANCED))
             self.typing_row.check.setChecked(store.get(Keys.TYPING))
+            self.steering.show_settings(saved_steering(store))
             # Everything to the engine once, whatever changed or not.
-            self.bridge.update_settings(**c.values())
+            self.bridge.update_settings(**c.values(), **self.steering.values())
         finally:
             store.restoring = False
 
     def _settings_changed(self, changes: dict) -> None:
-        self.bridge.update_settings(**changes)
+        try:
+            self.bridge.update_settings(**changes)
+        except ValueError as exc:  # a value the engine refuses: one line, the old one stays in force
+            self.show_error(one_line(exc))
+            return
         for name, value in changes.items():
             if name in SAVED_SETTINGS:
                 self.store.put(SAVED_SETTINGS[name], 0 if value is None else value)
@@ -443,6 +464,7 @@ class MainWindow(QMainWindow):
 
     # -- what the engine reports ------------------------------------------------------
     def _on_input(self, note) -> None:
+        self.steering.note_played()  # the heard key may move
         if note.on:
             self.roll.note_on(note.quarters, note.pitch)
         else:
@@ -455,6 +477,7 @@ class MainWindow(QMainWindow):
         if event.kind == "session":  # another session: its takes, numbered from 1
             self.roll.clear()
             self.takes.clear()
+            self._adopt_settings(snap.settings)
             n = len(snap.takes)
             if n:
                 name = self.session_path.name if self.session_path is not None else "not saved"
@@ -475,7 +498,8 @@ class MainWindow(QMainWindow):
                     f"{snap.phrase.name}: {snap.timeline.bpm:g} BPM, {meter.numerator}/{meter.denominator}", 6000)
         if event.kind in ("timeline", "phrase", "tempo"):
             self.time_controls.show_timeline(snap.timeline)
-        self.takes.render(snap.takes)
+        self.steering.show_heard(snap.heard_key, snap.register)
+        self.takes.render(snap.takes, snap.settings.bars)
         self.roll.show_takes([v for v in snap.takes
                               if v.take.timeline == snap.timeline.number and self.takes.view(v.number)])
         view = snap.view(event.take) if event.take is not None else None
@@ -488,9 +512,21 @@ class MainWindow(QMainWindow):
         latency = (f", first note after {take.first_note_latency_s * 1000:.0f} ms"
                    if event.kind == "take" and take.first_note_latency_s is not None else "")
         accepted = f" · variation {view.accepted + 1} accepted" if view.accepted is not None else ""
+        origin = f" ({take.derived_from})" if take.derived_from else ""
         self.statusBar().showMessage(
-            f"Take {take.number}: variation {view.auditioned + 1}/{len(take.variations)}, "
+            f"Take {take.number}{origin}: variation {view.auditioned + 1}/{len(take.variations)}, "
             f"{len(take.notes(view.auditioned))} notes{latency}{accepted}", 6000)
+
+    def _adopt_settings(self, settings) -> None:
+        """The engine's settings after a session was opened: the controls show them
+        (sending nothing back) and they are saved as the window's own."""
+        self.continuation.show_settings(settings)
+        self.steering.show_settings({name: getattr(settings, name) for name in STEER_FIELDS})
+        values = {**self.continuation.values(), **self.steering.values()}
+        for name, key in SAVED_SETTINGS.items():
+            self.store.put(key, 0 if values[name] is None else values[name])
+        self.store.put(Keys.TRIGGER_MODE, self.continuation.trigger_mode())
+        self.store.put(Keys.TRIGGER_BEATS, self.continuation.trigger_beats.value())
 
     def _engine_text(self) -> str:
         if not self.bridge.midi_server_ok:
@@ -603,7 +639,7 @@ class MainWindow(QMainWindow):
             if not path:
                 return
         self.session_path = Path(path)
-        self.bridge.use_session(self.session_path)
+        self.bridge.use_session(self.session_path, apply_settings=True)
 
     def export_accepted(self, path: str | None = None) -> None:
         """File > Export all accepted takes…: one .mid, one track each, written off the GUI thread."""

@@ -1,7 +1,7 @@
 """Every QSettings key of the window, typed, with its default, in one place.
 
-The defaults are not written here a second time: the sampling and trigger
-ones come from the engine's ``SessionSettings`` (except the window's 3
+The defaults are not written here a second time: the sampling, trigger and
+steering ones come from the engine's ``SessionSettings`` (except the window's 3
 variations), the tempo and meter from
 the engine's timeline. A key reads back as its default's type (QSettings
 hands back strings from an ini file), and a value that does not parse
@@ -66,6 +66,13 @@ class Keys:
     # (the engine's fixed_velocity None).
     FIXED_VELOCITY = Key("sampling/fixed_velocity", _ENGINE.fixed_velocity or 0)
     START_ON = Key("sampling/start_on", _ENGINE.start_on)
+    # Steering (issue 19). A register bound of 0 is "auto" (the engine's None):
+    # 0 is no piano key, and an ini file cannot hold a typed None.
+    KEY = Key("steer/key", _ENGINE.key)
+    REGISTER_LOW = Key("steer/register_low", 0 if _ENGINE.register_low is None else _ENGINE.register_low)
+    REGISTER_HIGH = Key("steer/register_high", 0 if _ENGINE.register_high is None else _ENGINE.register_high)
+    DENSITY = Key("steer/density", _ENGINE.density)
+    TEXTURE = Key("steer/texture", _ENGINE.texture)
     ADVANCED = Key("ui/advanced", False)
     TYPING = Key("ui/typing", True)
     PORT_IN = Key("ports/in", "")

@@ -1,10 +1,19 @@
-"""The takes list: audition, accept, discard, export and drag a take into a DAW.
+"""The takes list: audition, accept, discard, sample again, export and drag a take into a DAW.
 
 The list renders the engine's snapshots (``render``): one row per variation
 of each take, newest take on top, "▶" on the variation auditioned last and
 "✓ accepted" on the accepted one (the two are independent: auditioning
 another variation never moves the accepted mark). Rows know takes by their
-number, which never repeats within a session.
+number, which never repeats within a session. A take made by "Regenerate
+from bar N" or "More like this" says so on a second line of its rows
+(``Take.derived_from``).
+
+Regenerate keeps the selected variation's bars before bar N and samples the
+rest again; its spin box offers bars 1 to ``take_bars``: the bars the take's
+notes reach, or the current Length setting if that is more (a take whose
+last bars are silent still has them; the engine answers in one line when a
+bar is past the take's end). More like this samples new variations of the
+take's bars after hearing its accepted variation (else the auditioned one).
 
 A drag carries a ``file://`` URL to a .mid written atomically (tempo, time
 signature, track name) in the app's temp folder, which is what DAWs and file
@@ -20,9 +29,10 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDrag, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QVBoxLayout, QWidget, QApplication)
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget, QApplication)
 
 from copilot_app.engine.session_model import Take, TakeView
+from model.tokens.config import TICKS_PER_QUARTER
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,16 @@ def file_mime_data(path: str | Path) -> QMimeData:
     return mime
 
 
+def take_bars(take: Take, at_least: int = 1) -> int:
+    """How many bars ``take`` spans: from its first bar to the bar of its last note
+    onset (in any variation), or ``at_least`` if that is more."""
+    meter = take.meter
+    bar = max(1, round(meter.numerator * meter.quarters_per_beat() * TICKS_PER_QUARTER))
+    first = round(take.start_quarters * TICKS_PER_QUARTER) // bar
+    last = max((n.start for row in take.variations for n in row), default=first * bar) // bar
+    return max(at_least, last - first + 1, 1)
+
+
 def describe(view: TakeView, index: int) -> str:
     take = view.take
     n = len(take.variations[index])
@@ -60,7 +80,8 @@ def describe(view: TakeView, index: int) -> str:
             marks.append("cut")
     if view.accepted == index:
         marks.append("✓ accepted")
-    return text + ("  " + " ".join(marks) if marks else "")
+    text += "  " + " ".join(marks) if marks else ""
+    return text + (f"\n    ↳ {take.derived_from}" if take.derived_from else "")
 
 
 class TakeList(QListWidget):
@@ -136,6 +157,8 @@ class TakesPanel(QWidget):
     acceptRequested = Signal(object)
     discardRequested = Signal(object)
     exportRequested = Signal(object)
+    regenerateRequested = Signal(object, int)  # TakeRef, the first bar sampled again
+    moreLikeRequested = Signal(object)         # TakeRef (the engine picks the take's accepted variation)
     selectionChanged = Signal(object)   # TakeRef | None
 
     def __init__(self, mime_for, parent: QWidget | None = None) -> None:
@@ -160,6 +183,22 @@ class TakesPanel(QWidget):
         for b in (self.audition_button, self.accept_button, self.discard_button):
             row.addWidget(b)
         layout.addLayout(row)
+        again = QHBoxLayout()
+        self.regenerate_button = QPushButton("↻ Regenerate from bar")
+        self.regenerate_button.setToolTip("Keep the selected variation before this bar and sample the rest "
+                                          "again as a new take (bar 1: the whole take again)")
+        self.regenerate_bar = QSpinBox()
+        self.regenerate_bar.setRange(1, 2)
+        self.regenerate_bar.setValue(2)
+        self.regenerate_bar.setToolTip("The first bar sampled again; the bars before it are kept")
+        self.more_button = QPushButton("More like this")
+        self.more_button.setToolTip("New variations of the selected take's bars, sampled after the model has "
+                                    "heard its accepted variation (else the one auditioned last)")
+        again.addWidget(self.regenerate_button)
+        again.addWidget(self.regenerate_bar)
+        again.addWidget(self.more_button, 1)
+        layout.addLayout(again)
+        self.bars_hint = 1  # the Length setting now: a take has at least these bars (take_bars)
         self.export_button = QPushButton("Export take…")
         self.export_button.setToolTip("Save the selected variation as a .mid file (Ctrl+E)")
         layout.addWidget(self.export_button)
@@ -169,6 +208,8 @@ class TakesPanel(QWidget):
         self.accept_button.clicked.connect(lambda: self._emit(self.acceptRequested))
         self.discard_button.clicked.connect(lambda: self._emit(self.discardRequested))
         self.export_button.clicked.connect(lambda: self._emit(self.exportRequested))
+        self.regenerate_button.clicked.connect(self._regenerate)
+        self.more_button.clicked.connect(lambda: self._emit(self.moreLikeRequested))
         self.list.itemDoubleClicked.connect(lambda _i: self._emit(self.auditionRequested))
         self.list.currentItemChanged.connect(lambda *_: self._selection_changed())
         self._views: dict[int, TakeView] = {}   # take number -> as the last snapshot had it
@@ -189,8 +230,11 @@ class TakesPanel(QWidget):
     def view(self, number: int) -> TakeView | None:
         return self._views.get(number)
 
-    def render(self, views: tuple[TakeView, ...]) -> list[Take]:
-        """Show the session's takes as the snapshot has them; returns the takes new to the list."""
+    def render(self, views: tuple[TakeView, ...], bars: int | None = None) -> list[Take]:
+        """Show the session's takes as the snapshot has them (``bars``: its Length
+        setting, see ``take_bars``); returns the takes new to the list."""
+        if bars is not None:
+            self.bars_hint = bars
         wanted = {v.take.number: v for v in views if v.take.number not in self._discarded}
         for i in reversed(range(self.list.count())):
             if self.list.item(i).data(Qt.ItemDataRole.UserRole).number not in wanted:
@@ -205,7 +249,10 @@ class TakesPanel(QWidget):
             for index in range(len(view.take.variations)):
                 item = QListWidgetItem()
                 item.setData(Qt.ItemDataRole.UserRole, TakeRef(view.take, index))
-                item.setToolTip("Double-click to audition; drag into a DAW")
+                tip = "Double-click to audition; drag into a DAW"
+                if view.take.derived_from:
+                    tip += f"\nMade from {view.take.derived_from}"
+                item.setToolTip(tip)
                 self.list.insertItem(index, item)  # newest take on top
         for number in list(self._views):
             if number not in wanted:
@@ -261,15 +308,30 @@ class TakesPanel(QWidget):
         if ref is not None:
             signal.emit(ref)
 
+    def _regenerate(self) -> None:
+        ref = self.selected()
+        if ref is not None:
+            self.regenerateRequested.emit(ref, self.regenerate_bar.value())
+
     def _selection_changed(self) -> None:
         self._update_buttons()
         self.selectionChanged.emit(self.selected())
 
     def _update_buttons(self) -> None:
         has = self.selected() is not None
-        for b in (self.audition_button, self.accept_button, self.discard_button, self.export_button):
+        for b in (self.audition_button, self.accept_button, self.discard_button, self.export_button,
+                  self.regenerate_button, self.regenerate_bar, self.more_button):
             b.setEnabled(has)
         self.handle.setEnabled(has)
+        ref = self.selected()
+        if ref is not None:
+            self.regenerate_bar.setMaximum(take_bars(ref.take, self.bars_hint))
+            view = self._views.get(ref.number)
+            if view is not None:
+                used, why = ((view.accepted, "accepted") if view.accepted is not None
+                             else (view.auditioned, "auditioned last"))
+                self.more_button.setToolTip(f"New variations of take {ref.number}'s bars, sampled after the "
+                                            f"model has heard variation {used + 1} ({why})")
 
 
 def _style(item: QListWidgetItem, view: TakeView, index: int) -> None:
