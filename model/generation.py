@@ -196,7 +196,7 @@ def generate(
             break
         mask = np.ones((k, logits_k.shape[-1]), dtype=bool)
         bias = np.zeros(mask.shape, dtype=np.float32) if steer is not None and steer.soft else None
-        raw = logits_k.float().cpu().numpy() if bias is not None and steer.density != 0.0 else None
+        raw = logits_k.float().cpu().numpy() if bias is not None and steer.pace is not None else None
         for i, row in enumerate(rows):
             if done[i]:
                 continue
@@ -207,7 +207,8 @@ def generate(
                 allowed &= floor
             if steer is not None:
                 steer.apply(allowed, row, None if bias is None else bias[i, : allowed.shape[0]],
-                            None if raw is None else raw[i, : allowed.shape[0]], params.temperature)
+                            None if raw is None else raw[i, : allowed.shape[0]], params.temperature,
+                            start_tick)
             mask[i, : allowed.shape[0]] = allowed
         forced = [int(np.flatnonzero(mask[i])[0]) if not done[i] and mask[i].sum() == 1 else -1
                   for i in range(k)]

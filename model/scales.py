@@ -68,14 +68,29 @@ def scale_pitch_classes(tonic: int, scale: str) -> frozenset[int]:
 
 def estimate_key(pitches: Sequence[int]) -> tuple[int, str]:
     """(tonic pitch class, "major" | "minor") by Krumhansl-Schmuckler correlation
-    of the pitch-class histogram with the 24 key profiles."""
+    of the pitch-class histogram with the 24 key profiles (ties: the first of
+    C major, C minor, C# major, ...)."""
     hist = np.bincount(np.asarray(pitches, dtype=int) % 12, minlength=12).astype(float)
     if hist.sum() == 0:
         return 0, "major"
-    best = (-2.0, 0, "major")
+    # One matrix product for all 24 keys: the answer is computed at every
+    # trigger with "auto" on, inside the time to the first note.
+    h = hist - hist.mean()
+    norm = np.sqrt((h * h).sum())
+    if norm == 0:
+        return 0, "major"
+    r = _KEY_PROFILES @ h / norm
+    best = int(np.argmax(r))
+    return best // 2, ("major", "minor")[best % 2]
+
+
+def _centred_profiles() -> np.ndarray:
+    rows = []
     for tonic in range(12):
-        for mode, profile in (("major", _MAJOR_PROFILE), ("minor", _MINOR_PROFILE)):
-            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
-            if np.isfinite(r) and r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2]
+        for profile in (_MAJOR_PROFILE, _MINOR_PROFILE):
+            p = np.roll(profile, tonic) - profile.mean()
+            rows.append(p / np.sqrt((p * p).sum()))
+    return np.array(rows)
+
+
+_KEY_PROFILES = _centred_profiles()  # [24, 12], rows C major, C minor, C# major, ...

@@ -10,23 +10,28 @@ step for
 * a hard mask: pitches outside the scale or the register are never sampled,
   so 100% of the answer's notes obey them (the grammar still has Position
   and Bar to go on with, and a fresh onset always has an allowed pitch);
-* a soft bias on the logits: density tilts the gap to the next onset (busier
-  favours the nearer positions, sparser the farther ones and the bar line),
-  texture raises or lowers another note at the same onset (single line, at
-  the low end, forbids it). The model still chooses; bar lines and the
-  grammar are untouched.
+* a soft bias on the logits. Density sets a pace, the phrase's notes per
+  quarter note times 2**density (half as busy ... twice as busy), and steers
+  toward it: a row behind the pace is nudged toward nearer next onsets, a row
+  ahead toward farther ones and the bar line, in proportion to how far off it
+  is (a small tilt alone barely moves a model whose rhythm is confident, a
+  large one flips it to extremes; following a pace moves notes per bar
+  smoothly). Texture raises or lowers another note at the same onset (single
+  line, at the low end, forbids it). The model still chooses; bar lines and
+  the grammar are untouched.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from model.scales import estimate_key, key_name, parse_key, scale_pitch_classes, tonic_of
-from model.tokens.config import PITCH_RANGE
-from model.tokens.grammar import RemiGrammar
-from model.tokens.performance import grid_step, ticks_per_beat
+from model.tokens.config import PITCH_RANGE, TICKS_PER_QUARTER
+from model.tokens.grammar import token_roles
+from model.tokens.performance import GridNote, grid_step, ticks_per_beat
 
 if TYPE_CHECKING:
     from model.generation import ContextTrack
@@ -36,11 +41,10 @@ if TYPE_CHECKING:
 # fall inside (POP909 0.9949, music21 0.9944; 0.97 / 0.91 with no margin).
 REGISTER_MARGIN = 5
 MIN_REGISTER = 12  # a register narrower than an octave is widened around its middle
-# Logit tilt per beat of gap to the next onset at density -1 / +1. The sparse
-# side saturates fast (one onset a bar), so it gets the gentler slope; chosen
-# on the example phrases so that each half of the range moves notes per bar
-# by a similar factor (bench/steering_bench.py measures it on held-out pieces).
-DENSITY_SCALE = (3.0, 8.0)
+# Logit tilt per doubling of the gap to the next onset, per quarter note a row
+# is behind (or ahead of) its pace (bench/steering_bench.py measures the result).
+PACE_GAIN = 3.0
+MIN_GAP_Q = 1 / 12  # the finest grid step, in quarter notes
 # Logit bias on another note at the same onset at texture +1 (-1 forbids it).
 TEXTURE_SCALE = 3.0
 KEY_MODES = ("off", "auto")
@@ -126,8 +130,21 @@ class Steering:
             hi = min(PITCH_RANGE[1], lo + MIN_REGISTER)
         return lo, hi
 
-    def resolve(self, heard: Sequence[int]) -> "Steer":
-        return Steer.build(self.heard_key(heard), self.register(heard), self.density, self.texture)
+    def resolve(self, heard: Sequence[int], pace: float | None = None) -> "Steer":
+        """The controls against a phrase: its pitches and its pace (notes per
+        quarter note, ``phrase_pace``; None: density has nothing to follow)."""
+        target = None if pace is None or pace <= 0 or self.density == 0.0 else pace * 2.0 ** self.density
+        return Steer.build(self.heard_key(heard), self.register(heard), self.density, self.texture, target)
+
+
+def phrase_pace(notes: Sequence[GridNote]) -> float | None:
+    """Notes per quarter note of a phrase, from its first onset to its last
+    note's end (None without notes)."""
+    if not notes:
+        return None
+    first = min(n.start for n in notes)
+    end = max(n.start + n.duration for n in notes)
+    return len(notes) / max((end - first) / TICKS_PER_QUARTER, 1.0)
 
 
 def steering_from_args(args: object) -> Steering:
@@ -137,7 +154,7 @@ def steering_from_args(args: object) -> Steering:
                     getattr(args, "density", Steering.density), getattr(args, "texture", Steering.texture))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Steer:
     """A ``Steering`` made concrete for one take (see the module docstring)."""
 
@@ -147,21 +164,15 @@ class Steer:
     density: float
     texture: float
     pitch_ok: np.ndarray  # [V] bool: False on the pitches the mask forbids
+    pace: float | None = None  # notes per quarter note density steers toward (None: off)
 
     @classmethod
     def build(cls, key: tuple[int, str] | None, register: tuple[int, int],
-              density: float = 0.0, texture: float = 0.0) -> "Steer":
-        v = RemiGrammar().v
-        ok = np.ones(v.size, dtype=bool)
-        values = v.pitch_values
-        inside = (values >= register[0]) & (values <= register[1])
-        if key is not None:
-            pcs = np.array(sorted(scale_pitch_classes(*key)))
-            inside &= np.isin(values % 12, pcs)
-        if not inside.any():  # a scale with no note in the register: the register alone
-            inside = (values >= register[0]) & (values <= register[1])
-        ok[v.pitch_ids] = inside
-        return cls(key, register[0], register[1], density, texture, ok)
+              density: float = 0.0, texture: float = 0.0, pace: float | None = None) -> "Steer":
+        # The mask is cached: a trigger with the same key and register reuses
+        # it (building it is most of what steering adds to the first note).
+        ok = _pitch_mask(key, (int(register[0]), int(register[1])))
+        return cls(key, int(register[0]), int(register[1]), float(density), float(texture), ok, pace)
 
     @property
     def key_name(self) -> str | None:
@@ -169,18 +180,19 @@ class Steer:
 
     @property
     def soft(self) -> bool:
-        return self.density != 0.0 or (self.texture > -1.0 and self.texture != 0.0)
+        return self.pace is not None or (self.texture > -1.0 and self.texture != 0.0)
 
     def allows(self, pitch: int) -> bool:
-        v = RemiGrammar().v
+        v = token_roles()
         return bool(self.pitch_ok[v.pitch_ids[v.pitch_index[pitch]]])
 
     def apply(self, allowed: np.ndarray, track: "ContextTrack", bias: np.ndarray | None,
-              logits: np.ndarray | None = None, temperature: float = 1.0) -> None:
+              logits: np.ndarray | None = None, temperature: float = 1.0, start_tick: int = 0) -> None:
         """Narrow ``allowed`` [V] for ``track``'s next token and, where ``bias``
         [V] is given, add the soft controls' logit bias to it (in place).
         ``logits`` [V] (the model's, for this row) let density move the next
-        onset without changing how likely another note at this onset is."""
+        onset without changing how likely another note at this onset is;
+        ``start_tick``: where the answer began (its pace is counted from there)."""
         v = track.grammar.v
         allowed &= self.pitch_ok
         after_note = allowed[v.bar] and track.grammar.last_note is not None
@@ -192,27 +204,57 @@ class Steer:
             allowed[v.pitch_ids] = False  # single line: one note per onset
         elif bias is not None and self.texture != 0.0:
             bias[v.pitch_ids] += self.texture * TEXTURE_SCALE
-        if bias is not None and self.density != 0.0:
-            self._tilt_next_onset(allowed, track, bias, logits, temperature)
+        if bias is not None and self.pace is not None:
+            self._tilt_next_onset(allowed, track, bias, logits, temperature, start_tick)
 
     def _tilt_next_onset(self, allowed: np.ndarray, track: "ContextTrack", bias: np.ndarray,
-                         logits: np.ndarray | None, temperature: float) -> None:
-        """Busier: the nearer next onsets (and a later bar line) gain; sparser:
-        the farther ones and the bar line. The tilt is renormalised over the
-        onset choices so the chance of another note here stays the model's."""
-        v = track.grammar.v
+                         logits: np.ndarray | None, temperature: float, start_tick: int) -> None:
+        """Behind the pace: the nearer next onsets gain; ahead of it: the farther
+        ones and the bar line. Renormalised over the onset choices, so the
+        chance of another note at this onset stays the model's."""
+        assert self.pace is not None
+        here = track.decoder.position_tick
+        notes = track.decoder.notes
+        before = len(notes)
+        while before and notes[before - 1].start >= here:  # the notes of this onset do not count yet
+            before -= 1
+        behind_q = (here - start_tick) / TICKS_PER_QUARTER - before / self.pace
         num, den = track.meter
-        beat = ticks_per_beat(den)
-        here, bar_start = track.decoder.position_tick, track.bar_start_tick
-        ids = np.append(v.pos_ids, v.bar)
-        gaps = np.append(bar_start + np.arange(len(v.pos_ids)) * grid_step(den), bar_start + num * beat) - here
-        tilt = -self.density * DENSITY_SCALE[self.density > 0] * gaps / beat
+        ids, offsets = _onset_choices(num, den)
+        gaps_q = (offsets + (track.bar_start_tick - here)) / TICKS_PER_QUARTER
+        # On the log of the gap: a sixteenth against an eighth weighs as much
+        # as a half bar against a bar (rhythm is felt in ratios).
+        tilt = np.log2(np.maximum(gaps_q, MIN_GAP_Q)) * (-PACE_GAIN * behind_q)
         ok = allowed[ids]
         if logits is not None and ok.any():
             t = max(temperature, 1e-3)
             lp = logits[ids][ok] / t
-            tilt = tilt - t * (_logsumexp(lp + tilt[ok] / t) - _logsumexp(lp))
+            tilt -= t * (_logsumexp(lp + tilt[ok] / t) - _logsumexp(lp))
         bias[ids] += tilt
+
+
+@lru_cache(maxsize=256)
+def _pitch_mask(key: tuple[int, str] | None, register: tuple[int, int]) -> np.ndarray:
+    v = token_roles()
+    ok = np.ones(v.size, dtype=bool)
+    values = v.pitch_values
+    inside = (values >= register[0]) & (values <= register[1])
+    if key is not None:
+        locked = inside & np.isin(values % 12, sorted(scale_pitch_classes(*key)))
+        if locked.any():  # else a scale with no note in the register: the register alone
+            inside = locked
+    ok[v.pitch_ids] = inside
+    ok.flags.writeable = False  # shared between takes
+    return ok
+
+
+@lru_cache(maxsize=32)
+def _onset_choices(num: int, den: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, tick offsets from the bar line) of every Position and of the next Bar."""
+    v = token_roles()
+    ids = np.append(v.pos_ids, v.bar)
+    offsets = np.append(np.arange(len(v.pos_ids)) * grid_step(den), num * ticks_per_beat(den))
+    return ids, offsets
 
 
 def _logsumexp(x: np.ndarray) -> float:

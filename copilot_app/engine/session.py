@@ -51,7 +51,7 @@ from model.generation import ContextTrack, Fork, generate
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.sampling import SamplingParams
 from model.scales import estimate_key, key_name
-from model.steering import Steer, Steering
+from model.steering import Steer, Steering, phrase_pace
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.streaming import DecodedNote, StreamingEncoder
 
@@ -223,7 +223,8 @@ class LiveSession:
         return [n.pitch for n in self._recent_notes(before_tick)]
 
     def _steer(self, before_tick: int | None = None) -> Steer:
-        return self.settings.steering().resolve(self._heard(before_tick))
+        notes = self._recent_notes(before_tick)
+        return self.settings.steering().resolve([n.pitch for n in notes], phrase_pace(notes))
 
     def _heard_key(self) -> str | None:
         """The key the last bars suggest (what "auto" locks to), as "A minor"."""
@@ -769,7 +770,8 @@ class LiveSession:
         first_note: list[float] = []
         rows_forks: list[dict[int, Fork]] = []
         ids: list[list[int]] = []
-        steer = s.steering().resolve([n.pitch for n in target.context] or self._heard())
+        steer = (s.steering().resolve([n.pitch for n in target.context], phrase_pace(target.context))
+                 if target.context else self._steer())
         self.cancel_take.clear()
         rows = generate(self.runner.model, fork.state, fork.logits, fork.track, tick, frame.end,
                         max(1, s.variations), s.sampling(), seed=s.seed, should_stop=self.cancel_take.is_set,

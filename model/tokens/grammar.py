@@ -89,6 +89,11 @@ def _vocab() -> _Vocab:
     return _VOCAB
 
 
+def token_roles() -> _Vocab:
+    """The token ids by role (Bar, Positions, Pitches, ...), built once and shared."""
+    return _vocab()
+
+
 class RemiGrammar:
     """Grammar state, advanced token by token (ids or token strings)."""
 
