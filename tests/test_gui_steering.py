@@ -138,9 +138,13 @@ def test_every_steering_and_takes_control_has_a_tooltip(window):
 
 def test_heard_key_and_auto_register_follow_played_and_opened_notes(window, qtbot, tmp_path):
     s = window.steering
+    c = window.continuation
+    # No answer after the phrase: the label must follow the notes themselves, not a take's snapshot.
+    c.trigger_combo.setCurrentIndex(c.trigger_combo.findData("button"))
     assert s.heard.text() == "heard: –"
     play(window, qtbot, A_MINOR)
     qtbot.waitUntil(lambda: s.heard.text() == "heard: A minor", timeout=5000)
+    assert numbers(window) == []
     # The auto register is the phrase's range widened by a fourth (REGISTER_MARGIN), shown on "auto".
     qtbot.waitUntil(lambda: window.bridge.snapshot.register == (57 - 5, 72 + 5), timeout=5000)
     assert s.low.text() == "auto (E3)" and s.high.text() == "auto (F5)"

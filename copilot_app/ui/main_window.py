@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMai
 from copilot_app import __version__
 from copilot_app.engine.clock import Meter
 from copilot_app.engine.midi_input import DRUM_CHANNEL
+from copilot_app.engine.session import SessionSettings
 from copilot_app.engine.session_model import SessionSnapshot
 from copilot_app.engine.session_store import latest_session, new_session_path
 from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSettings
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.sessions_dir: Path | None = (Path(sessions_dir) if sessions_dir is not None
                                           else default_sessions_dir(models_dir) if persist else None)
         self.session_path: Path | None = None
+        self._adopt_session_settings = False  # the next "session" snapshot's settings go into the controls
         self.device = device
         self.last_error: str | None = None
         self.loading = False  # a model is being loaded on a worker thread
@@ -477,7 +479,9 @@ class MainWindow(QMainWindow):
         if event.kind == "session":  # another session: its takes, numbered from 1
             self.roll.clear()
             self.takes.clear()
-            self._adopt_settings(snap.settings)
+            if self._adopt_session_settings:  # File > Open session… applied the file's settings
+                self._adopt_session_settings = False
+                self._adopt_settings(snap.settings)
             n = len(snap.takes)
             if n:
                 name = self.session_path.name if self.session_path is not None else "not saved"
@@ -517,7 +521,7 @@ class MainWindow(QMainWindow):
             f"Take {take.number}{origin}: variation {view.auditioned + 1}/{len(take.variations)}, "
             f"{len(take.notes(view.auditioned))} notes{latency}{accepted}", 6000)
 
-    def _adopt_settings(self, settings) -> None:
+    def _adopt_settings(self, settings: SessionSettings) -> None:
         """The engine's settings after a session was opened: the controls show them
         (sending nothing back) and they are saved as the window's own."""
         self.continuation.show_settings(settings)
@@ -639,6 +643,7 @@ class MainWindow(QMainWindow):
             if not path:
                 return
         self.session_path = Path(path)
+        self._adopt_session_settings = True
         self.bridge.use_session(self.session_path, apply_settings=True)
 
     def export_accepted(self, path: str | None = None) -> None:
