@@ -126,3 +126,19 @@ def test_old_takes_and_other_models_cannot_be_sampled_again_with_one_line(tiny_m
     session.forks.put(99, session.forks.get(last.number, tiny_model))
     with pytest.raises(NoForkError):
         session.forks.get(99, other)
+
+
+def test_steering_settings_are_saved_with_the_session_and_a_bad_key_falls_back(tiny_model, tmp_path):
+    from copilot_app.engine.session_store import decode, encode
+
+    session, take, clock = answered(tiny_model, key="D dorian", register_low=48, density=0.5, texture=-1.0)
+    saved = decode(encode(session.saved()))
+    assert {k: saved.settings[k] for k in ("key", "register_low", "register_high", "density", "texture")} == \
+        {"key": "D dorian", "register_low": 48, "register_high": None, "density": 0.5, "texture": -1.0}
+    other, *_ = make_session(tiny_model)
+    other.load_saved(saved)
+    assert other.settings.steering() == session.settings.steering()
+    tampered = session.saved()
+    tampered.settings["key"] = "H major"
+    back = decode(encode(tampered))
+    assert "key" not in back.settings and back.settings["bars"] == 4  # the rest of the settings kept

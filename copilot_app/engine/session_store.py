@@ -210,6 +210,9 @@ def _phrase_in(raw: object, what: str) -> Phrase:
         raise _Bad(f"{what} has no {exc.args[0]!r}") from None
 
 
+STEERING_FIELDS = ("key", "register_low", "register_high", "density", "texture")
+
+
 def _settings_in(raw: object) -> dict:
     """The saved settings that are known and of the right type (others are dropped: a
     setting added or removed between versions must not lose the takes)."""
@@ -236,6 +239,10 @@ def _settings_in(raw: object) -> dict:
         replace(SessionSettings(), **out)
     except (TypeError, ValueError):
         return {}
+    try:
+        replace(SessionSettings(), **out).steering()
+    except ValueError:  # e.g. a key no one can play in: the steering defaults, the rest kept
+        out = {k: v for k, v in out.items() if k not in STEERING_FIELDS}
     return out
 
 
