@@ -289,13 +289,22 @@ class LiveSession:
 
     def _recent_notes(self, before_tick: int | None = None) -> list[DecodedNote]:
         """The context notes of the last CONTEXT_BARS bars (before ``before_tick``)."""
-        notes = [n for n in self._context_notes if before_tick is None or n.start < before_tick]
-        if not notes:
-            return []
+        # The notes arrive in onset order (the tokens' order), so the last bars
+        # are read from the end: a trigger asks for them (steering), and a long
+        # session holds thousands of notes.
         bar_ticks = self._bar_ticks()
-        last = max(n.start for n in notes)
-        first_bar = (last // bar_ticks - CONTEXT_BARS + 1) * bar_ticks
-        return [n for n in notes if n.start >= first_bar]
+        recent: list[DecodedNote] = []
+        first_bar = None
+        for n in reversed(self._context_notes):
+            if before_tick is not None and n.start >= before_tick:
+                continue
+            if first_bar is None:
+                first_bar = (n.start // bar_ticks - CONTEXT_BARS + 1) * bar_ticks
+            if n.start < first_bar:
+                break
+            recent.append(n)
+        recent.reverse()
+        return recent
 
     def _start_played_phrase(self) -> Phrase:
         return self.library.start_phrase("played", "played", self.grid.bpm, self.grid.meter)
