@@ -173,8 +173,8 @@ class SteeringControls(QWidget):
 
         self.density, self.density_value = self._slider_row(
             grid, 2, "Density", ("sparser", "busier"),
-            "Fewer or more notes per bar than the model would play after your phrase (centre: as played); "
-            "double-click to reset")
+            "How busy answers are against your phrase's pace: left end half as many notes, right end twice "
+            "as many (centre: as played); double-click to reset")
         self.texture, self.texture_value = self._slider_row(
             grid, 3, "Texture", ("single line", "chords"),
             "Notes struck together: a single line at the left end, more chords to the right "
