@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 from bench._report import corpus_dirs, utc_stamp, write_and_print  # noqa: E402
 from model.generation import generate, prime  # noqa: E402
 from model.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingParams  # noqa: E402
-from model.steering import Steer, Steering, phrase_pace  # noqa: E402
+from model.steering import Steer, Steering  # noqa: E402
 from trainer.datasets import COMPLETION_BARS, CONTEXT_BARS  # noqa: E402
 from trainer.evaluate import bar_lines, cut_points, eval_sets, key_at  # noqa: E402
 from trainer.metrics import aggregate, continuation_metrics  # noqa: E402
@@ -78,7 +78,7 @@ def answers(model, data, n_cases: int, seed: int) -> dict[str, dict]:
                 mid = int(np.median(heard)) if heard else 60
                 steer = Steer.build(None, (mid - 6, mid + 6))
             else:
-                steer = steering.resolve(heard, phrase_pace(track.decoder.notes))
+                steer = steering.resolve(track.decoder.notes)
             (row,) = generate(model, state, logits, track, start, end, 1, params, seed=seed + n, steer=steer)
             gen = [(x.start + origin, x.pitch) for x in row]
             m = continuation_metrics(gen, [(x.start + origin, x.pitch) for x in truth], key, notes.get("chords"))
@@ -122,7 +122,7 @@ def live_costs(model, repeats: int) -> dict:
         session.settings = replace(base, seed=i, bars=4)
         take = session.trigger(clock.now())
         for name, again in (("regenerate from bar 2", lambda t: session.regenerate(t, 0, 2, clock.now())),
-                            ("more like this", lambda t: session.more_like_this(t, clock.now()))):
+                            ("more like this", lambda t: session.more_like_this(t, now=clock.now()))):
             new = again(take)
             if new.first_note_latency_s is not None:
                 times[name].append(new.first_note_latency_s)

@@ -197,6 +197,7 @@ def generate(
         mask = np.ones((k, logits_k.shape[-1]), dtype=bool)
         bias = np.zeros(mask.shape, dtype=np.float32) if steer is not None and steer.soft else None
         raw = logits_k.float().cpu().numpy() if bias is not None and steer.pace is not None else None
+        biased = False
         for i, row in enumerate(rows):
             if done[i]:
                 continue
@@ -206,9 +207,9 @@ def generate(
             if floor is not None:
                 allowed &= floor
             if steer is not None:
-                steer.apply(allowed, row, None if bias is None else bias[i, : allowed.shape[0]],
-                            None if raw is None else raw[i, : allowed.shape[0]], params.temperature,
-                            start_tick)
+                biased |= steer.apply(allowed, row, None if bias is None else bias[i, : allowed.shape[0]],
+                                      None if raw is None else raw[i, : allowed.shape[0]], params.temperature,
+                                      start_tick)
             mask[i, : allowed.shape[0]] = allowed
         forced = [int(np.flatnonzero(mask[i])[0]) if not done[i] and mask[i].sum() == 1 else -1
                   for i in range(k)]
@@ -218,7 +219,8 @@ def generate(
             # tokens before the first note of an answer to a long pause.
             tokens = torch.tensor([max(f, 0) for f in forced])
         else:
-            if bias is not None:
+            if biased:
+                assert bias is not None
                 logits_k = logits_k + torch.from_numpy(bias).to(logits_k.device)
             tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
         bar_rows = []  # rows that just crossed a bar line inside the take

@@ -2,7 +2,7 @@
 
 ``Steering`` is what the composer set (saved with the session, given as
 flags); ``Steering.resolve(heard)`` turns it into a ``Steer`` for one take,
-against the pitches of the phrase it answers: the key ("auto" follows the
+against the notes of the phrase it answers: the key ("auto" follows the
 key those pitches suggest), the register (by default the phrase's range
 widened by ``REGISTER_MARGIN``). The generator asks the ``Steer`` at every
 step for
@@ -16,9 +16,11 @@ step for
   ahead toward farther ones and the bar line, in proportion to how far off it
   is (a small tilt alone barely moves a model whose rhythm is confident, a
   large one flips it to extremes; following a pace moves notes per bar
-  smoothly). Texture raises or lowers another note at the same onset (single
-  line, at the low end, forbids it). The model still chooses; bar lines and
-  the grammar are untouched.
+  smoothly). Texture sets the notes struck together: from the phrase's own
+  notes per onset toward one (single line, which -1 enforces) or toward
+  ``CHORD_NOTES`` (+1); at each onset another note is favoured while the
+  onset has fewer than that and disfavoured once it has as many. The model
+  still chooses; bar lines and the grammar are untouched.
 """
 from __future__ import annotations
 
@@ -45,8 +47,10 @@ MIN_REGISTER = 12  # a register narrower than an octave is widened around its mi
 # is behind (or ahead of) its pace (bench/steering_bench.py measures the result).
 PACE_GAIN = 3.0
 MIN_GAP_Q = 1 / 12  # the finest grid step, in quarter notes
-# Logit bias on another note at the same onset at texture +1 (-1 forbids it).
-TEXTURE_SCALE = 3.0
+# Notes per onset texture +1 aims at (a four-note chord), and the logit bias
+# on another note at an onset per note it is short of (or past) that aim.
+CHORD_NOTES = 4.0
+TEXTURE_GAIN = 3.0
 KEY_MODES = ("off", "auto")
 
 
@@ -130,11 +134,17 @@ class Steering:
             hi = min(PITCH_RANGE[1], lo + MIN_REGISTER)
         return lo, hi
 
-    def resolve(self, heard: Sequence[int], pace: float | None = None) -> "Steer":
-        """The controls against a phrase: its pitches and its pace (notes per
-        quarter note, ``phrase_pace``; None: density has nothing to follow)."""
-        target = None if pace is None or pace <= 0 or self.density == 0.0 else pace * 2.0 ** self.density
-        return Steer.build(self.heard_key(heard), self.register(heard), self.density, self.texture, target)
+    def resolve(self, heard: Sequence[GridNote]) -> "Steer":
+        """The controls against the notes of the phrase answered (its last bars):
+        its key, range, pace and notes per onset."""
+        pitches = [n.pitch for n in heard]
+        pace = phrase_pace(heard) if self.density != 0.0 else None
+        chord = None
+        if -1.0 < self.texture != 0.0 and heard:
+            own = len(heard) / len({n.start for n in heard})
+            chord = own + self.texture * ((own - 1.0) if self.texture < 0 else (max(CHORD_NOTES, own) - own))
+        return Steer.build(self.heard_key(pitches), self.register(pitches), self.density, self.texture,
+                           None if pace is None else pace * 2.0 ** self.density, chord)
 
 
 def phrase_pace(notes: Sequence[GridNote]) -> float | None:
@@ -165,14 +175,16 @@ class Steer:
     texture: float
     pitch_ok: np.ndarray  # [V] bool: False on the pitches the mask forbids
     pace: float | None = None  # notes per quarter note density steers toward (None: off)
+    chord: float | None = None  # notes per onset texture steers toward (None: off)
 
     @classmethod
     def build(cls, key: tuple[int, str] | None, register: tuple[int, int],
-              density: float = 0.0, texture: float = 0.0, pace: float | None = None) -> "Steer":
+              density: float = 0.0, texture: float = 0.0, pace: float | None = None,
+              chord: float | None = None) -> "Steer":
         # The mask is cached: a trigger with the same key and register reuses
         # it (building it is most of what steering adds to the first note).
         ok = _pitch_mask(key, (int(register[0]), int(register[1])))
-        return cls(key, int(register[0]), int(register[1]), float(density), float(texture), ok, pace)
+        return cls(key, int(register[0]), int(register[1]), float(density), float(texture), ok, pace, chord)
 
     @property
     def key_name(self) -> str | None:
@@ -180,32 +192,37 @@ class Steer:
 
     @property
     def soft(self) -> bool:
-        return self.pace is not None or (self.texture > -1.0 and self.texture != 0.0)
+        return self.pace is not None or self.chord is not None
 
     def allows(self, pitch: int) -> bool:
         v = token_roles()
         return bool(self.pitch_ok[v.pitch_ids[v.pitch_index[pitch]]])
 
     def apply(self, allowed: np.ndarray, track: "ContextTrack", bias: np.ndarray | None,
-              logits: np.ndarray | None = None, temperature: float = 1.0, start_tick: int = 0) -> None:
+              logits: np.ndarray | None = None, temperature: float = 1.0, start_tick: int = 0) -> bool:
         """Narrow ``allowed`` [V] for ``track``'s next token and, where ``bias``
         [V] is given, add the soft controls' logit bias to it (in place).
         ``logits`` [V] (the model's, for this row) let density move the next
         onset without changing how likely another note at this onset is;
-        ``start_tick``: where the answer began (its pace is counted from there)."""
+        ``start_tick``: where the answer began (its pace is counted from there).
+        Returns whether it added any bias."""
         v = track.grammar.v
         allowed &= self.pitch_ok
         after_note = allowed[v.bar] and track.grammar.last_note is not None
         if not after_note:
             # The first onset of a bar stays the model's choice: a sparser
             # setting must not empty whole bars.
-            return
+            return False
         if self.texture <= -1.0:
             allowed[v.pitch_ids] = False  # single line: one note per onset
-        elif bias is not None and self.texture != 0.0:
-            bias[v.pitch_ids] += self.texture * TEXTURE_SCALE
-        if bias is not None and self.pace is not None:
+        if bias is None:
+            return False
+        if self.chord is not None:
+            here = len(track.grammar.pitches_here)  # notes struck at this onset so far
+            bias[v.pitch_ids] += TEXTURE_GAIN * (self.chord - here - 0.5)
+        if self.pace is not None:
             self._tilt_next_onset(allowed, track, bias, logits, temperature, start_tick)
+        return self.chord is not None or self.pace is not None
 
     def _tilt_next_onset(self, allowed: np.ndarray, track: "ContextTrack", bias: np.ndarray,
                          logits: np.ndarray | None, temperature: float, start_tick: int) -> None:

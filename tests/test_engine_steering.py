@@ -106,7 +106,7 @@ def test_more_like_this_samples_after_the_accepted_variation_and_plays_in_its_pl
     after = forks.after(2)
     rows = generate(session.runner.model, after.state, after.logits, after.track, forks.end,
                     2 * forks.end - forks.start, 3, session.settings.sampling(), seed=session.settings.seed,
-                    steer=session.settings.steering().resolve([n.pitch for n in take.context]))
+                    steer=session.settings.steering().resolve(take.context))
     span = forks.end - forks.start
     assert [[n.start + forks.origin_ticks - span for n in r] for r in rows] == \
         [[n.start for n in v] for v in new.variations]
@@ -142,3 +142,18 @@ def test_steering_settings_are_saved_with_the_session_and_a_bad_key_falls_back(t
     tampered.settings["key"] = "H major"
     back = decode(encode(tampered))
     assert "key" not in back.settings and back.settings["bars"] == 4  # the rest of the settings kept
+
+
+def test_more_like_this_follows_the_variation_asked_for(tiny_model):
+    session, take, clock = answered(tiny_model)
+    forks = session.forks.get(take.number, session.runner.model)
+    new = session.more_like_this(take, variation=1, now=clock.now())
+    after = forks.after(1)
+    rows = generate(session.runner.model, after.state, after.logits, after.track, forks.end,
+                    2 * forks.end - forks.start, 3, session.settings.sampling(), seed=session.settings.seed,
+                    steer=session.settings.steering().resolve(take.context))
+    span = forks.end - forks.start
+    assert [[(n.start + forks.origin_ticks - span, n.pitch) for n in r] for r in rows] == \
+        [[(n.start, n.pitch) for n in v] for v in new.variations]
+    with pytest.raises(ValueError, match="no variation 4"):
+        session.more_like_this(take, variation=3, now=clock.now())

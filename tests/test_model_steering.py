@@ -81,11 +81,19 @@ def test_phrase_pace_is_notes_per_quarter_note():
     notes = [GridNote(0, 24, 60, 80), GridNote(24, 24, 62, 80), GridNote(48, 48, 64, 80)]  # 3 notes, 4 quarters
     assert phrase_pace(notes) == pytest.approx(0.75)
     assert phrase_pace([]) is None
-    assert Steering(density=1.0).resolve([60], 0.75).pace == pytest.approx(1.5)
-    assert Steering(density=-1.0).resolve([60], 0.75).pace == pytest.approx(0.375)
-    assert Steering().resolve([60], 0.75).pace is None  # density 0: the model's own pace
+    assert Steering(density=1.0).resolve(notes).pace == pytest.approx(1.5)
+    assert Steering(density=-1.0).resolve(notes).pace == pytest.approx(0.375)
+    assert Steering().resolve(notes).pace is None  # density 0: the model's own pace
     with pytest.raises(ValueError):
         Steering(density=1.5)
+
+
+def test_texture_aims_from_the_phrases_notes_per_onset_toward_one_or_a_chord():
+    notes = [GridNote(0, 24, 60, 80), GridNote(0, 24, 64, 80), GridNote(24, 24, 62, 80)]  # 1.5 per onset
+    aim = {t: Steering(texture=t).resolve(notes).chord for t in (-1.0, -0.5, 0.0, 0.5, 1.0)}
+    assert aim[-1.0] is None and aim[0.0] is None  # a hard single line; the model's own
+    assert aim[-0.5] == pytest.approx(1.25) and aim[0.5] == pytest.approx(2.75) and aim[1.0] == pytest.approx(4.0)
+    assert Steering(texture=1.0).resolve([]).chord is None  # nothing heard: nothing to aim from
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +109,7 @@ def answers(model, steering: Steering, seeds=(1, 2, 3), bars=4):
     context, offset = context_window(encode_piece(piece), 4)
     track, logits, state = prime(model, [vocab["BOS_None"]] + [vocab[t] for t in context])
     start, end = answer_span(track, max(n.start + n.duration for n in piece.notes) - offset, bars)
-    steer = steering.resolve([n.pitch for n in track.decoder.notes], phrase_pace(track.decoder.notes))
+    steer = steering.resolve(track.decoder.notes)
     params = SamplingParams(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P)
     rows = [row for s in seeds for row in generate(model, state, logits, track, start, end, 4, params, seed=s,
                                                   steer=steer)]

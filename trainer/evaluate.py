@@ -170,7 +170,7 @@ def continue_case(model: nn.Module, ids: np.ndarray, bars: tuple[list[int], list
     truth = [n for n in (replay.update(t) for t in truth_ids) if n is not None]
     tokens: list[list[int]] = []
     # The app's default steering too (the auto register around the heard bars).
-    steer = Steering().resolve([n.pitch for n in track.decoder.notes])
+    steer = Steering().resolve(track.decoder.notes)
     rows = generate(model, state, logits, track, start, end, 1, params, seed=seed, tokens_out=tokens, steer=steer)
     # Bars of the wrong length: a TimeSig other than the context's, or bars never reached.
     out = track.fork()

@@ -136,9 +136,10 @@ class LiveEngine:
         and sample the rest again as a new take, which then auditions."""
         self._call(lambda s: self._answer_or_say(lambda: s.regenerate(take, variation, bar)))
 
-    def more_like_this(self, take: Take | int | None = None) -> None:
-        """New variations of a take's bars, sampled after hearing its accepted one."""
-        self._call(lambda s: self._answer_or_say(lambda: s.more_like_this(take)))
+    def more_like_this(self, take: Take | int | None = None, variation: int | None = None) -> None:
+        """New variations of a take's bars, sampled after hearing one of them
+        (None: the accepted one, else the one auditioned last)."""
+        self._call(lambda s: self._answer_or_say(lambda: s.more_like_this(take, variation)))
 
     def discard(self, take: Take | int) -> None:
         """Forget a take; if it is playing, it stops with its note-offs."""

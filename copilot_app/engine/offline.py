@@ -17,7 +17,7 @@ from model.generation import answer_span, context_window, generate, prime
 from copilot_app.engine.dynamics import phrase_dynamics
 from copilot_app.engine.model_loader import load_model
 from model.sampling import SamplingParams
-from model.steering import phrase_pace, steering_from_args
+from model.steering import steering_from_args
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.midi_io import encode_piece, grid_score, load_piano_piece, midi_bytes
 from model.tokens.performance import GridNote
@@ -55,8 +55,7 @@ def run_continue(args: argparse.Namespace) -> int:
     start, end = answer_span(track, last_end, args.bars)
     num, den = track.meter
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
-    heard = track.decoder.notes
-    steer = steering_from_args(args).resolve([n.pitch for n in heard], phrase_pace(heard))
+    steer = steering_from_args(args).resolve(track.decoder.notes)
     rows = generate(model, state, logits, track, start, end, args.variations, params, seed=args.seed,
                     steer=steer)
 

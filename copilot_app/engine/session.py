@@ -51,7 +51,7 @@ from model.generation import ContextTrack, Fork, generate
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.sampling import SamplingParams
 from model.scales import estimate_key, key_name
-from model.steering import Steer, Steering, phrase_pace
+from model.steering import Steer, Steering
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.streaming import DecodedNote, StreamingEncoder
 
@@ -224,7 +224,7 @@ class LiveSession:
 
     def _steer(self, before_tick: int | None = None) -> Steer:
         notes = self._recent_notes(before_tick)
-        return self.settings.steering().resolve([n.pitch for n in notes], phrase_pace(notes))
+        return self.settings.steering().resolve(notes)
 
     def _heard_key(self) -> str | None:
         """The key the last bars suggest (what "auto" locks to), as "A minor"."""
@@ -750,14 +750,20 @@ class LiveSession:
         return self._sample_again(target, forks, fork, tick, kept, f"take {target.number} variation {v + 1} "
                                   f"from bar {bar}", lambda rows, ids: forks.regenerated(v, tick, fork, rows, ids), now)
 
-    def more_like_this(self, take: Take | int | None = None, now: float | None = None) -> Take:
+    def more_like_this(self, take: Take | int | None = None, variation: int | None = None,
+                       now: float | None = None) -> Take:
         """A new take of K variations for the same bars, sampled from the state
-        after the take's accepted variation (else the one auditioned last): the
-        model has just heard it, so the new ones vary it rather than start afresh."""
+        after variation ``variation`` of the take (default: its accepted one, else
+        the one auditioned last): the model has just heard it, so the new ones
+        vary it rather than start afresh."""
         target, forks = self._forked(take)
         view = self.library.view(target)
         assert view is not None
-        frame = forks.following(view.accepted if view.accepted is not None else view.auditioned)
+        if variation is None:
+            variation = view.accepted if view.accepted is not None else view.auditioned
+        if not 0 <= variation < len(target.variations):
+            raise ValueError(f"no variation {variation + 1} (take {target.number} has {len(target.variations)})")
+        frame = forks.following(variation)
         return self._sample_again(target, frame, frame.initial, frame.start, [], f"more like take {target.number}",
                                   lambda rows, ids: replace(frame, rows=rows, tokens=ids), now)
 
@@ -779,8 +785,7 @@ class LiveSession:
         first_note: list[float] = []
         rows_forks: list[dict[int, Fork]] = []
         ids: list[list[int]] = []
-        steer = (s.steering().resolve([n.pitch for n in target.context], phrase_pace(target.context))
-                 if target.context else self._steer())
+        steer = s.steering().resolve(target.context) if target.context else self._steer()
         self.cancel_take.clear()
         rows = generate(self.runner.model, fork.state, fork.logits, fork.track, tick, frame.end,
                         max(1, s.variations), s.sampling(), seed=s.seed, should_stop=self.cancel_take.is_set,

@@ -297,10 +297,11 @@ class EngineBridge(QObject):
         are gone is reported as one line (``errorOccurred``)."""
         self.engine.regenerate(take, variation, bar)
 
-    def more_like_this(self, take: int) -> None:
-        """New variations of a take's bars, sampled after hearing its accepted (else
-        auditioned) variation, as a new take that auditions."""
-        self.engine.more_like_this(take)
+    def more_like_this(self, take: int, variation: int | None = None) -> None:
+        """New variations of a take's bars, sampled after hearing variation
+        ``variation`` (None: the accepted, else the auditioned one), as a new take
+        that auditions."""
+        self.engine.more_like_this(take, variation)
 
     def request_snapshot(self) -> None:
         """Ask the engine for a snapshot as things are now (``sessionChanged`` answers)."""

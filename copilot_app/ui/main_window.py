@@ -331,7 +331,7 @@ class MainWindow(QMainWindow):
         self.takes.discardRequested.connect(self.discard)
         self.takes.exportRequested.connect(lambda ref: self.export_take(ref))
         self.takes.regenerateRequested.connect(lambda ref, bar: b.regenerate(ref.number, ref.index, bar))
-        self.takes.moreLikeRequested.connect(lambda ref: b.more_like_this(ref.number))
+        self.takes.moreLikeRequested.connect(lambda ref: b.more_like_this(ref.number, ref.index))
         self.takes.selectionChanged.connect(self._take_selected)
 
         self.model_menu.switchRequested.connect(self.switch_model)

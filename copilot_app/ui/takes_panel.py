@@ -13,7 +13,7 @@ rest again; its spin box offers bars 1 to ``take_bars``: the bars the take's
 notes reach, or the current Length setting if that is more (a take whose
 last bars are silent still has them; the engine answers in one line when a
 bar is past the take's end). More like this samples new variations of the
-take's bars after hearing its accepted variation (else the auditioned one).
+take's bars after hearing the selected variation.
 
 A drag carries a ``file://`` URL to a .mid written atomically (tempo, time
 signature, track name) in the app's temp folder, which is what DAWs and file
@@ -158,7 +158,7 @@ class TakesPanel(QWidget):
     discardRequested = Signal(object)
     exportRequested = Signal(object)
     regenerateRequested = Signal(object, int)  # TakeRef, the first bar sampled again
-    moreLikeRequested = Signal(object)         # TakeRef (the engine picks the take's accepted variation)
+    moreLikeRequested = Signal(object)         # TakeRef: the variation the new ones follow
     selectionChanged = Signal(object)   # TakeRef | None
 
     def __init__(self, mime_for, parent: QWidget | None = None) -> None:
@@ -193,7 +193,7 @@ class TakesPanel(QWidget):
         self.regenerate_bar.setToolTip("The first bar sampled again; the bars before it are kept")
         self.more_button = QPushButton("More like this")
         self.more_button.setToolTip("New variations of the selected take's bars, sampled after the model has "
-                                    "heard its accepted variation (else the one auditioned last)")
+                                    "heard the selected variation")
         again.addWidget(self.regenerate_button)
         again.addWidget(self.regenerate_bar)
         again.addWidget(self.more_button, 1)
