@@ -192,8 +192,39 @@ def backbone_table(r: dict) -> str:
                               " JSON in bench/results/)")
 
 
+def steering_table(r: dict) -> str:
+    """bench/steering_bench.py: what each control does to held-out answers, and its cost live."""
+    sources = list(r["sources"])
+    lines = ["| setting | " + " | ".join(f"{s}: in mask / notes per bar / notes per onset / chord tones / in key"
+                                          for s in sources) + " |",
+             "|---" + "|---" * len(sources) + "|"]
+    names = list(r["sources"][sources[0]]["settings"])
+    for name in names:
+        cells = []
+        for s in sources:
+            m = r["sources"][s]["settings"][name]
+            cells.append(" / ".join(_cell(m[k]) if k != "notes_per_bar" and k != "notes_per_onset"
+                                    else (NONE if m[k] != m[k] else f"{m[k]:.2f}")
+                                    for k in ("allowed", "notes_per_bar", "notes_per_onset", "chord_tone", "in_key")))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sweeps = []
+    for s in sources:
+        for control, what in (("density", "notes per bar"), ("texture", "notes per onset")):
+            w = r["sources"][s][control]
+            sweeps.append(f"{s} {control}: {what} {' < '.join(f'{v:.2f}' for v in w['values'])} "
+                          f"({'monotonic' if w['monotonic'] else 'NOT monotonic'}, {w['range_ratio']:.1f}x)")
+    t = r["live"]["ttfn_ms"]
+    live = (f"Live, {r['live']['context_tokens']} tokens heard, one thread, median time to the first note: "
+            f"controls off {_ms(t['off'])}, all on {_ms(t['on'])} ({r['live']['controls_cost']:+.0%}); "
+            f"regenerate from bar 2 {_ms(t['regenerate from bar 2'])}, more like this {_ms(t['more like this'])}.")
+    return ("\n".join(lines) + "\n\n" + "; ".join(sweeps) + ".\n\n" + live
+            + f"\n\n({r['cases_per_source']} held-out cuts per source, 2 bars each, model `{r['model']}`, "
+            f"measured {r['date']}; JSON in bench/results/)")
+
+
 TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table,
-                                            "model_quality": quality_table, "backbone_eval": backbone_table}
+                                            "model_quality": quality_table, "backbone_eval": backbone_table,
+                                            "steering_bench": steering_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:
