@@ -136,13 +136,12 @@ def _time_floor_mask(track: ContextTrack, start_tick: int) -> np.ndarray | None:
 
 @dataclass
 class Fork:
-    """A row of a take at one of its bar lines: where "regenerate from bar N"
-    samples again from (the state after the Bar token, the logits, the track)."""
+    """Where sampling can start again: a model state (batch 1), the logits
+    after it and the track, e.g. a take's row at one of its bar lines."""
 
     state: object
     logits: torch.Tensor
     track: ContextTrack
-    tokens: int = 0  # how many of the row's sampled tokens lead here (the Bar included)
 
 
 def row_finished(track: ContextTrack, end_tick: int) -> bool:
@@ -164,7 +163,7 @@ def generate(
     should_stop: Callable[[], bool] | None = None,
     tokens_out: list[list[int]] | None = None,
     steer: Steer | None = None,
-    forks_out: list[dict[int, Fork]] | None = None,
+    bars_out: list[dict[int, int]] | None = None,
 ) -> list[list[DecodedNote]]:
     """Sample ``k`` continuations; returns each row's notes with start < end_tick.
 
@@ -173,14 +172,15 @@ def generate(
     another thread): when it turns true the rows end where they are.
     ``tokens_out``, when given, receives each row's sampled token ids (eval
     reads bar lengths and the grammar off them). ``steer``: the composer's
-    controls for this take. ``forks_out``, when given, receives for each row
-    a ``Fork`` at every bar line strictly inside the take, by its tick.
+    controls for this take. ``bars_out``, when given, receives for each row
+    its bar lines strictly inside the take: tick -> how many of the row's
+    tokens lead there (the Bar included), where it can be sampled again.
     """
     rows = [context.fork() for _ in range(k)]
     if tokens_out is not None:
         tokens_out[:] = [[] for _ in range(k)]
-    if forks_out is not None:
-        forks_out[:] = [{} for _ in range(k)]
+    if bars_out is not None:
+        bars_out[:] = [{} for _ in range(k)]
     notes: list[list[DecodedNote]] = [[] for _ in range(k)]
     counts = [0] * k  # tokens each row has taken
     done = [row_finished(r, end_tick) for r in rows]
@@ -223,15 +223,14 @@ def generate(
                 assert bias is not None
                 logits_k = logits_k + torch.from_numpy(bias).to(logits_k.device)
             tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
-        bar_rows = []  # rows that just crossed a bar line inside the take
         for i, row in enumerate(rows):
             if done[i]:
                 continue
             note = row.update(int(tokens[i]))
             counts[i] += 1
-            if (forks_out is not None and int(tokens[i]) == bar_id
+            if (bars_out is not None and int(tokens[i]) == bar_id
                     and start_tick < row.bar_start_tick < end_tick):
-                bar_rows.append(i)
+                bars_out[i][row.bar_start_tick] = counts[i]
             if tokens_out is not None:
                 tokens_out[i].append(int(tokens[i]))
             if row_finished(row, end_tick):
@@ -243,8 +242,4 @@ def generate(
         if all(done):
             break
         logits_k, state_k = model.step(tokens, state_k, inplace=True)
-        for i in bar_rows:
-            assert forks_out is not None
-            forks_out[i][rows[i].bar_start_tick] = Fork(state_k.select([i]), logits_k[i].clone(), rows[i].fork(),
-                                                          counts[i])
     return notes

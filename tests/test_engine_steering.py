@@ -73,7 +73,7 @@ def test_regenerate_from_bar_3_keeps_bars_1_2_and_samples_from_the_forked_state(
         assert [n for n in v if n.start < cut] == kept
         assert all(cut <= n.start < start + 4 * BAR_TICKS for n in v[len(kept):])
     # The new bars are what sampling from the take's own state at bar 3 gives.
-    tick, fork = forks.fork_at(1, 3)
+    tick, _count, fork = forks.fork_at(1, 3)
     rows = generate(session.runner.model, fork.state, fork.logits, fork.track, tick, forks.end, 3,
                     session.settings.sampling(), seed=session.settings.seed, steer=session._steer())
     assert [[(n.start + forks.origin_ticks, n.pitch) for n in r] for r in rows] == \

@@ -111,7 +111,7 @@ class _Prepared:
     settings: SessionSettings
     variations: list[list[DecodedNote]]
     initial: Fork                     # the context's state it was sampled from
-    forks: list[dict[int, Fork]]
+    bars: list[dict[int, int]]        # per row: bar-line tick -> ids up to it
     tokens: list[list[int]]
 
 
@@ -197,6 +197,7 @@ class LiveSession:
         self._start_played_phrase()
         self.store: SessionStore | None = None  # where the session is saved (session_store.py)
         self.forks = ForkCache()  # where recent takes can be sampled again (take_forks.py)
+        self._steer_cache: tuple[tuple, Steer] | None = None
 
     # -- compatibility views of the session model -------------------------------
     @property
@@ -223,8 +224,12 @@ class LiveSession:
         return [n.pitch for n in self._recent_notes(before_tick)]
 
     def _steer(self, before_tick: int | None = None) -> Steer:
-        notes = self._recent_notes(before_tick)
-        return self.settings.steering().resolve(notes)
+        """The controls against the last bars heard; kept while neither changes
+        (a trigger right after the silence one finalised the phrase asks again)."""
+        key = (self._context_version, before_tick, self.settings.steering())
+        if self._steer_cache is None or self._steer_cache[0] != key:
+            self._steer_cache = (key, key[2].resolve(self._recent_notes(before_tick)))
+        return self._steer_cache[1]
 
     def _heard_key(self) -> str | None:
         """The key the last bars suggest (what "auto" locks to), as "A minor"."""
@@ -475,15 +480,15 @@ class LiveSession:
         window = self._take_window(deadline)
         inputs = self.input_counter()
         self.cancel_take.clear()
-        forks: list[dict[int, Fork]] = []
+        bars: list[dict[int, int]] = []
         tokens: list[list[int]] = []
         variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                               self.track, *window, max(1, s.variations), s.sampling(), seed=s.seed,
                               should_stop=lambda: self.input_counter() != inputs or self.cancel_take.is_set(),
-                              steer=self._steer(), forks_out=forks, tokens_out=tokens)
+                              steer=self._steer(), bars_out=bars, tokens_out=tokens)
         if self.input_counter() == inputs and not self.cancel_take.is_set():
             self._prepared = _Prepared(self._context_version, window, s, variations, self._context_fork(),
-                                       forks, tokens)
+                                       bars, tokens)
 
     def _context_fork(self) -> Fork:
         """A copy of the context's state (what a take was sampled from)."""
@@ -635,15 +640,15 @@ class LiveSession:
             self.player.schedule(self._planned(n, loud(n), origin_q) for n in variations[0])
             if variations[0]:
                 first_note.append(time.perf_counter() - t0)
-            initial, forks, tokens = prepared.initial, prepared.forks, prepared.tokens
+            initial, bars, tokens = prepared.initial, prepared.bars, prepared.tokens
         else:
             assert self.runner.logits is not None
-            forks, tokens = [], []
+            bars, tokens = [], []
             variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                                   self.track, *window, max(1, s.variations),
                                   s.sampling(), seed=s.seed, on_note=play,
                                   should_stop=self.cancel_take.is_set,
-                                  steer=self._steer(), forks_out=forks, tokens_out=tokens)
+                                  steer=self._steer(), bars_out=bars, tokens_out=tokens)
             initial = self._context_fork()  # after the first note: the state is not changed by sampling
         take = self.record_take(start_tick / TICKS_PER_QUARTER,
                                 [[n._replace(start=n.start + origin_ticks, velocity=loud(n)) for n in row]
@@ -652,7 +657,7 @@ class LiveSession:
                                 first_note_latency_s=first_note[0] if first_note else None,
                                 prepared=prepared is not None and variations is prepared.variations)
         self._new_notes_since_take = False
-        self.forks.put(take.number, TakeForks(self.runner.model, *window, origin_ticks, initial, forks, tokens, loud))
+        self.forks.put(take.number, TakeForks(self.runner.model, *window, origin_ticks, initial, bars, tokens, loud))
         log.info("take %d: %s notes in %d variation(s)%s", take.number,
                  [len(v) for v in variations], len(variations), " (prepared)" if take.prepared else "")
         return take
@@ -745,10 +750,12 @@ class LiveSession:
         with the current settings. It auditions from the next bar line."""
         target, forks = self._forked(take)
         v = self.library.auditioned(target) if variation is None else variation
-        tick, fork = forks.fork_at(v, bar)
+        t0 = time.perf_counter()  # the state is rebuilt on demand: part of the time to the first new note
+        tick, count, fork = forks.fork_at(v, bar)
         kept = [n for n in target.notes(v) if n.start < forks.heard_tick(tick)]
         return self._sample_again(target, forks, fork, tick, kept, f"take {target.number} variation {v + 1} "
-                                  f"from bar {bar}", lambda rows, ids: forks.regenerated(v, tick, fork, rows, ids), now)
+                                  f"from bar {bar}", lambda rows, ids: forks.regenerated(v, tick, count, rows, ids),
+                                  now, t0)
 
     def more_like_this(self, take: Take | int | None = None, variation: int | None = None,
                        now: float | None = None) -> Take:
@@ -763,9 +770,10 @@ class LiveSession:
             variation = view.accepted if view.accepted is not None else view.auditioned
         if not 0 <= variation < len(target.variations):
             raise ValueError(f"no variation {variation + 1} (take {target.number} has {len(target.variations)})")
+        t0 = time.perf_counter()
         frame = forks.following(variation)
         return self._sample_again(target, frame, frame.initial, frame.start, [], f"more like take {target.number}",
-                                  lambda rows, ids: replace(frame, rows=rows, tokens=ids), now)
+                                  lambda rows, ids: replace(frame, bars=rows, tokens=ids), now, t0)
 
     def _forked(self, take: Take | int | None) -> tuple[Take, TakeForks]:
         target = self.library.find(take)
@@ -776,21 +784,22 @@ class LiveSession:
         return target, self.forks.get(target.number, self.runner.model)
 
     def _sample_again(self, target: Take, frame: TakeForks, fork: Fork, tick: int, kept: list[DecodedNote],
-                      label: str, forks_of: Callable[[list, list], TakeForks], now: float | None) -> Take:
+                      label: str, forks_of: Callable[[list, list], TakeForks], now: float | None,
+                      t0: float) -> Take:
         """Sample ``frame``'s bars from ``tick`` on (state ``fork``), after the
-        ``kept`` notes, as a new take in ``target``'s place; audition it."""
+        ``kept`` notes, as a new take in ``target``'s place; audition it.
+        ``t0``: when the command came (the first new note is timed from it)."""
         assert self.runner is not None
         s = self.settings
-        t0 = time.perf_counter()
         first_note: list[float] = []
-        rows_forks: list[dict[int, Fork]] = []
+        rows_bars: list[dict[int, int]] = []
         ids: list[list[int]] = []
         steer = s.steering().resolve(target.context) if target.context else self._steer()
         self.cancel_take.clear()
         rows = generate(self.runner.model, fork.state, fork.logits, fork.track, tick, frame.end,
                         max(1, s.variations), s.sampling(), seed=s.seed, should_stop=self.cancel_take.is_set,
                         steer=steer, on_note=lambda _n: first_note or first_note.append(time.perf_counter() - t0),
-                        forks_out=rows_forks, tokens_out=ids)
+                        bars_out=rows_bars, tokens_out=ids)
         heard = [[n._replace(start=frame.heard_tick(n.start)) for n in row] for row in rows]
         variations = [kept + [n._replace(velocity=frame.loud(n._replace(start=n.start - frame.origin_ticks)))
                               for n in row] for row in heard]
@@ -799,7 +808,7 @@ class LiveSession:
                                     meter=target.meter, model=self.model_name, timeline=target.timeline,
                                     context=target.context, first_note_latency_s=first_note[0] if first_note else None,
                                     derived_from=label)
-        self.forks.put(new.number, forks_of(rows_forks, ids))
+        self.forks.put(new.number, forks_of(rows_bars, ids))
         log.info("take %d (%s): %s notes", new.number, label, [len(v) for v in variations])
         self.audition(0, now, new)
         return new

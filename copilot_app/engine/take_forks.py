@@ -1,14 +1,17 @@
-"""Where a take can be sampled again: its state at its start and at each bar line.
+"""Where a take can be sampled again: its start state, its rows' ids, its bar lines.
 
 "Regenerate from bar N" keeps a variation's first N-1 bars and samples the
 rest again; "more like this" samples new variations from the state after a
-whole variation. Both start from a recurrent state the take already passed
-through, so they cost only the new tokens: ``TakeForks`` keeps, per take,
-the context's state before it (``initial``), every row's state at every bar
-line inside it (captured by ``generate(forks_out=...)``, one copy per bar
-line), and every row's sampled ids. The last ``FORK_TAKES`` takes keep
-theirs; older takes, takes of another model and takes restored from a
-session file have none (one line says so).
+whole variation. Both need the recurrent state a row had at a point inside
+the take. ``TakeForks`` keeps what rebuilds it exactly: the context's state
+before the take (``initial``), every row's sampled ids, and where each row's
+bar lines fall among them (``generate(bars_out=...)``). The state at a bar
+line is the row's ids up to it replayed from ``initial`` in one parallel
+pass: a few ms when asked for, and nothing while a take is sampled (copying
+states at every bar line would sit in the time to the first note when the
+answer starts after a bar line). The last ``FORK_TAKES`` takes keep theirs;
+older takes, takes of another model and takes restored from a session file
+have none (one line says so).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch
 from model.generation import Fork
 from model.tokens.streaming import DecodedNote
 
-FORK_TAKES = 8  # ~0.3 MB of state per bar line and row for the default model
+FORK_TAKES = 8  # each keeps one state (~0.3 MB for the default model) and its ids
 
 
 class NoForkError(ValueError):
@@ -30,39 +33,42 @@ class NoForkError(ValueError):
 
 @dataclass
 class TakeForks:
-    """A take's states (ticks on the encoder timeline the take was made on)."""
+    """A take's start state, ids and bar lines (ticks on the encoder timeline it was made on)."""
 
     model: torch.nn.Module            # the states belong to these weights only
     start: int                        # the take's window
     end: int
     origin_ticks: int                 # encoder tick 0 in session ticks
     initial: Fork                     # the context before the take
-    rows: list[dict[int, Fork]]       # per variation: bar-line tick -> state there
+    bars: list[dict[int, int]]        # per variation: bar-line tick -> its ids up to there
     tokens: list[list[int]]           # per variation: its sampled ids
     loud: Callable[[DecodedNote], int]  # the take's dynamics (velocity of a new note)
     # Where its notes are heard relative to where they were sampled: "more
     # like this" samples the bars after a variation and plays them in its place.
     shift: int = 0
 
-    def bars(self, variation: int) -> int:
-        return len(self.rows[variation]) + 1
-
-    def fork_at(self, variation: int, bar: int) -> tuple[int, Fork]:
-        """(tick, state) where bar ``bar`` (1 = the take's first) of a variation begins."""
-        if not 0 <= variation < len(self.rows):
-            raise ValueError(f"no variation {variation + 1} (the take has {len(self.rows)})")
-        ticks = sorted(self.rows[variation])
+    def fork_at(self, variation: int, bar: int) -> tuple[int, int, Fork]:
+        """(tick, ids kept, state) where bar ``bar`` (1 = the take's first) of a variation begins."""
+        if not 0 <= variation < len(self.bars):
+            raise ValueError(f"no variation {variation + 1} (the take has {len(self.bars)})")
+        ticks = sorted(self.bars[variation])
         if not 1 <= bar <= len(ticks) + 1:
             raise ValueError(f"no bar {bar} in this take (bars 1-{len(ticks) + 1})")
         if bar == 1:
-            return self.start, self.initial
-        return ticks[bar - 2], self.rows[variation][ticks[bar - 2]]
+            return self.start, 0, self.replay(variation, 0)
+        tick = ticks[bar - 2]
+        count = self.bars[variation][tick]
+        return tick, count, self.replay(variation, count)
+
+    def after(self, variation: int) -> Fork:
+        """The state after the whole variation."""
+        return self.replay(variation, len(self.tokens[variation]))
 
     @torch.no_grad()
-    def after(self, variation: int) -> Fork:
-        """The state after the whole variation: its ids replayed from the take's
-        start in one parallel pass (a few ms; nothing waits on it live)."""
-        ids = self.tokens[variation]
+    def replay(self, variation: int, count: int) -> Fork:
+        """The state after the first ``count`` ids of a variation, rebuilt from
+        the take's start state in one parallel pass."""
+        ids = self.tokens[variation][:count]
         track = self.initial.track.fork()
         for t in ids:
             track.update(t)
@@ -70,22 +76,24 @@ class TakeForks:
             return Fork(self.initial.state.clone(), self.initial.logits.clone(), track)
         device = self.initial.logits.device
         logits, state = self.model.prefill(torch.tensor([ids], device=device), self.initial.state)
-        return Fork(state, logits[0], track, len(ids))
+        return Fork(state, logits[0], track)
 
-    def regenerated(self, variation: int, tick: int, fork: Fork, new_forks: list[dict[int, Fork]],
+    def regenerated(self, variation: int, tick: int, kept: int, new_bars: list[dict[int, int]],
                     new_tokens: list[list[int]]) -> "TakeForks":
-        """The forks of a take made by sampling again from ``tick``: the kept
-        bars' states and ids, then each new row's own."""
-        kept = {t: f for t, f in self.rows[variation].items() if t <= tick}
-        prefix = self.tokens[variation][: fork.tokens] if tick > self.start else []
-        return replace(self, rows=[{**kept, **new} for new in new_forks], tokens=[prefix + t for t in new_tokens])
+        """The record of a take made by sampling again after the first ``kept``
+        ids of a variation (from ``tick``): those ids and bar lines, then each
+        new row's own."""
+        prefix = self.tokens[variation][:kept]
+        old = {t: c for t, c in self.bars[variation].items() if t <= tick}
+        return replace(self, bars=[{**old, **{t: c + kept for t, c in new.items()}} for new in new_bars],
+                       tokens=[prefix + t for t in new_tokens])
 
     def following(self, variation: int) -> "TakeForks":
         """The frame of "more like this": the same number of bars, sampled after
-        the variation (from ``after``), heard in the take's place."""
+        the variation (from its end state), heard in the take's place."""
         span = self.end - self.start
         return replace(self, start=self.end, end=self.end + span, initial=self.after(variation),
-                       rows=[], tokens=[], shift=self.shift - span)
+                       bars=[], tokens=[], shift=self.shift - span)
 
     def heard_tick(self, tick: int) -> int:
         """A tick of this frame on the session's timeline (where it is heard)."""
