@@ -46,7 +46,7 @@ def test_the_default_models_style_is_under_a_megabyte(tmp_path):
 def test_a_style_for_another_base_is_refused_in_one_line(tmp_path):
     mine, other = perturbed_model(seed=0, **TINY), perturbed_model(seed=1, **TINY)
     save_style(tmp_path / "s.safetensors", random_style(mine))
-    assert load_style_for(tmp_path / "s.safetensors", mine).name == "mine"
+    assert load_style_for(tmp_path / "s.safetensors", mine).name == "s"  # named after its file
     with pytest.raises(StyleError) as err:
         load_style_for(tmp_path / "s.safetensors", other)
     message = str(err.value)
@@ -93,7 +93,7 @@ def test_blending_two_styles_lies_between_them():
     model = perturbed_model(**TINY)
     a, b = random_style(model, 0, "a"), random_style(model, 1, "b")
     half = a.blend(b, 0.5)
-    assert torch.allclose(half.wkv, (a.wkv + b.wkv) / 2)
+    assert torch.allclose(half.wkv, (a.wkv + b.wkv) / 2, atol=1e-6)
     assert torch.equal(a.blend(b, 0.0).att_x, a.att_x) and torch.equal(a.blend(b, 1.0).ffn_x, b.ffn_x)
     foreign = random_style(perturbed_model(seed=3, **TINY), 2, "c")
     with pytest.raises(StyleError):

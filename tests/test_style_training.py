@@ -87,7 +87,7 @@ def test_train_style_writes_a_style_for_its_base(tmp_path):
     model, _ = load_checkpoint(base)
     style = load_style_for(out, model)
     assert style.base_config["ctx_len"] == model.cfg.ctx_len  # the base as it runs, not the training window
-    assert load_style(out / STYLE_FILE).meta["metrics"]["val_nll_before"] == done["val_nll_before"]
+    assert abs(load_style(out / STYLE_FILE).meta["metrics"]["val_nll_before"] - done["val_nll_before"]) < 1e-5
 
 
 def test_train_style_without_a_base_is_one_line(tmp_path):
