@@ -12,6 +12,7 @@ takes_panel.py             the takes list: audition, accept, discard, drag
 musical_typing.py          the computer keyboard as a piano
 piano_keyboard.py          the on-screen keys
 model_menu.py              the Model menu and the fine-tune dialog
+style_menu.py              the Style menu (learned starting states; the dialog learns them)
 settings_store.py          every QSettings key, typed, with its default
 engine_bridge.py           commands to the engine, snapshots back
 =========================  ==================================================
@@ -44,6 +45,8 @@ from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSetting
 from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
 from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
+from copilot_app.ui.style_menu import NO_STYLE, StyleMenu
+from copilot_app.ui.styles import default_styles_dir, style_display_name
 from copilot_app.ui.models import all_models, default_models_dir, display_name
 from copilot_app.ui.musical_typing import TypingRow
 from copilot_app.ui.piano_keyboard import PianoKeyboard
@@ -129,6 +132,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._resume_session()
         self.model_menu.rebuild()
+        self.style_menu.rebuild()
 
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
@@ -217,6 +221,8 @@ class MainWindow(QMainWindow):
             play.addAction(a)
         self.model_menu = ModelMenu(self.menuBar().addMenu("&Model"), self, self.models_dir,
                                     lambda: self.bridge.model_path, extra_model)
+        self.style_menu = StyleMenu(self.menuBar().addMenu("&Style"), self, default_styles_dir(self.models_dir),
+                                    lambda: self.bridge.style_path, lambda: self.bridge.model_fingerprint)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("&Keyboard shortcuts", self)
         shortcuts.triggered.connect(self._show_shortcuts)
@@ -318,6 +324,13 @@ class MainWindow(QMainWindow):
 
         self.model_menu.switchRequested.connect(self.switch_model)
         self.model_menu.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.model_menu.styleCreated.connect(lambda _p: self.style_menu.rebuild())
+        self.model_menu.styleRequested.connect(self.switch_style)
+        self.style_menu.styleRequested.connect(self.switch_style)
+        self.style_menu.learnRequested.connect(lambda: self.model_menu.open_finetune("style"))
+        self.style_menu.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.bridge.styleLoaded.connect(self._on_style_loaded)
+        self.bridge.styleFailed.connect(lambda m: self.show_error(f"Could not use the style: {m}"))
 
     # -- settings -------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -422,6 +435,14 @@ class MainWindow(QMainWindow):
         self.loading = True
         self.bridge.load_model(path, self.device)
 
+    def switch_style(self, path: str) -> None:
+        """Answer in another style (NO_STYLE: none) from the next answer on; the model stays."""
+        self.bridge.load_style(path if path != NO_STYLE else None)
+
+    def _on_style_loaded(self, path: str) -> None:
+        self.statusBar().showMessage(f"Style: {style_display_name(path)}" if path else "No style", 5000)
+        self.style_menu.rebuild()
+
     def _on_model_loading(self, path: str) -> None:
         self.engine_status.setText("Engine: loading…")
         self.statusBar().showMessage(f"Loading model {Path(path).name}…")
@@ -440,6 +461,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Model {name} ready on {label}", 5000)
         self.store.put(Keys.MODEL_PATH, path)
         self.model_menu.rebuild()
+        self.style_menu.rebuild()  # styles of another model are disabled
 
     # -- what the engine reports ------------------------------------------------------
     def _on_input(self, note) -> None:
