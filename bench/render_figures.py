@@ -182,8 +182,33 @@ def backbone_table(r: dict) -> str:
                               " JSON in bench/results/)")
 
 
+def style_table(r: dict) -> str:
+    """bench/style_bench.py: state tuning (a style) against the full fine-tune, same budgets."""
+    method = {"style": "state tuning (style)", "finetune": "full fine-tune"}
+    rows = [f"| pieces (learned from / held for early stopping) | budget | method | steps (stopped by) "
+            f"| held-out val NLL | drop | file |", "|---|---:|---|---:|---:|---:|---:|"]
+    for x in r["runs"]:
+        size = x["file_bytes"] / 1024
+        rows.append(f"| {x['pieces']} ({x['train_pieces']} / {x['val_pieces']}) | {x['budget_min']:g} min "
+                    f"| {method[x['method']]} | {x['steps']} ({x['stopped']}) | {x['nll_after']:.3f} "
+                    f"| {x['drop_pct']:.1f}% | {size:,.0f} KiB |")
+    sw = r["switch"]
+    rows += ["", "| switching styles live (median) | time |", "|---|---:|",
+             f"| swap of the initial state | {sw['swap_ms']:.3f} ms |",
+             f"| re-prime the engine's context from it ({sw['reprime_context_tokens']} tokens) "
+             f"| {_ms(sw['reprime_context_ms'])} |",
+             f"| re-prime a 2048-token context | {sw['reprime_2048_ms']:.0f} ms |",
+             "", "| target | measured | met |", "|---|---|---|"]
+    rows += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in r["targets"]]
+    return "\n".join(rows) + (f"\n\n({r['source']}: {r['held_out_pieces']} held-out pieces, "
+                              f"{r['held_out_tokens']:,} tokens, val NLL before {r['nll_before']:.3f} nats/token; "
+                              f"base {r['base']}; {r['threads']} thread; measured {r['date']}, "
+                              f"1-minute load average {r['load_avg']:.1f} at the end; JSON in bench/results/)")
+
+
 TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table,
-                                            "model_quality": quality_table, "backbone_eval": backbone_table}
+                                            "model_quality": quality_table, "backbone_eval": backbone_table,
+                                            "style_bench": style_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:

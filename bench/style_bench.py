@@ -181,29 +181,19 @@ def targets(res: dict) -> list[dict]:
                     "met": max(sizes) <= 1024 * 1024})
     sw = res.get("switch")
     if sw:
-        out.append({"target": "switching styles <= 1 ms", "measured": f"swap {sw['swap_ms']:.3f} ms; "
-                    f"re-prime {sw['reprime_context_ms']:.1f} ms", "met": sw["swap_ms"] <= 1.0})
+        out.append({"target": "switching styles <= 1 ms: the swap of the initial state",
+                    "measured": f"{sw['swap_ms']:.3f} ms", "met": sw["swap_ms"] <= 1.0})
+        total = sw["swap_ms"] + sw["reprime_context_ms"]
+        out.append({"target": "switching styles <= 1 ms: swap + re-prime of the engine's context",
+                    "measured": f"{total:.1f} ms", "met": total <= 1.0})
     return out
 
 
 def table(r: dict) -> str:
-    lines = [f"style: {r['source']} (held out: {r['held_out_pieces']} pieces, {r['held_out_tokens']} tokens); "
-             f"base {r['base']}; {r['threads']} thread(s)",
-             f"val NLL before: {r['nll_before']:.4f} nats/token", "",
-             "| pieces (learned / early-stop) | budget | method | steps | held-out val NLL | drop | file |",
-             "|---|---:|---|---:|---:|---:|---:|"]
-    for x in r["runs"]:
-        lines.append(f"| {x['pieces']} ({x['train_pieces']} / {x['val_pieces']}) | {x['budget_min']:g} min | "
-                     f"{'state tuning' if x['method'] == 'style' else 'full fine-tune'} | {x['steps']} | "
-                     f"{x['nll_after']:.4f} | {x['drop_pct']:.1f}% | {x['file_bytes'] / 1024:,.0f} KiB |")
-    sw = r.get("switch")
-    if sw:
-        lines += ["", f"switch styles live: swap {sw['swap_ms']:.3f} ms; re-prime the engine's context "
-                      f"({sw['reprime_context_tokens']} tokens) {sw['reprime_context_ms']:.1f} ms; "
-                      f"re-prime 2048 tokens {sw['reprime_2048_ms']:.0f} ms"]
-    for t in r.get("targets", []):
-        lines.append(f"target: {t['target']}: {t['measured']} -> {'met' if t['met'] else 'not met'}")
-    return "\n".join(lines)
+    """The README's table (bench/render_figures.py renders it from this JSON)."""
+    from bench.render_figures import style_table
+
+    return style_table(r)
 
 
 def main(argv: list[str] | None = None) -> int:
