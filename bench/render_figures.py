@@ -186,12 +186,15 @@ def style_table(r: dict) -> str:
     """bench/style_bench.py: state tuning (a style) against the full fine-tune, same budgets."""
     method = {"style": "state tuning (style)", "finetune": "full fine-tune"}
     rows = [f"| pieces (learned from / held for early stopping) | budget | method | steps (stopped by) "
-            f"| held-out val NLL | drop | file |", "|---|---:|---|---:|---:|---:|---:|"]
+            f"| held-out val NLL, whole pieces (drop) | 2-bar answers after 4 bars (drop) | file |",
+            "|---|---:|---|---:|---:|---:|---:|",
+            f"| – | – | the base alone | – | {r['nll_before']:.3f} | {r['answer_nll_before']:.3f} | – |"]
     for x in r["runs"]:
         size = x["file_bytes"] / 1024
         rows.append(f"| {x['pieces']} ({x['train_pieces']} / {x['val_pieces']}) | {x['budget_min']:g} min "
                     f"| {method[x['method']]} | {x['steps']} ({x['stopped']}) | {x['nll_after']:.3f} "
-                    f"| {x['drop_pct']:.1f}% | {size:,.0f} KiB |")
+                    f"({x['drop_pct']:.1f}%) | {x['answer_nll_after']:.3f} ({x['answer_drop_pct']:.1f}%) "
+                    f"| {size:,.0f} KiB |")
     sw = r["switch"]
     rows += ["", "| switching styles live (median) | time |", "|---|---:|",
              f"| swap of the initial state | {sw['swap_ms']:.3f} ms |",
@@ -201,7 +204,7 @@ def style_table(r: dict) -> str:
              "", "| target | measured | met |", "|---|---|---|"]
     rows += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in r["targets"]]
     return "\n".join(rows) + (f"\n\n({r['source']}: {r['held_out_pieces']} held-out pieces, "
-                              f"{r['held_out_tokens']:,} tokens, val NLL before {r['nll_before']:.3f} nats/token; "
+                              f"{r['held_out_tokens']:,} tokens; NLL in nats/token; "
                               f"base {r['base']}; {r['threads']} thread; measured {r['date']}, "
                               f"1-minute load average {r['load_avg']:.1f} at the end; JSON in bench/results/)")
 
