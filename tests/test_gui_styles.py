@@ -93,3 +93,21 @@ def test_learn_a_style_runs_the_trainer_and_the_style_appears_in_the_menu(window
     with qtbot.waitSignal(window.bridge.styleLoaded, timeout=30000):
         dialog.switch_button.click()
     qtbot.waitUntil(lambda: engine_style(window) == "my-style", timeout=10000)
+
+
+def test_the_chosen_style_comes_back_with_the_next_run(qtbot, tmp_path, base_model):
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    first = started_window(qtbot, tmp_path, base_model, settings=settings)
+    mine = write_style(base_model, default_styles_dir(first.models_dir) / "kept" / STYLE_FILE)
+    first.style_menu.rebuild()
+    with qtbot.waitSignal(first.bridge.styleLoaded, timeout=30000):
+        first.switch_style(str(mine))
+    first.close()
+    second = started_window(qtbot, tmp_path, base_model, settings=settings)
+    try:
+        qtbot.waitUntil(lambda: engine_style(second) == "kept", timeout=30000)
+        assert second.bridge.style_path == str(mine)
+    finally:
+        second.close()

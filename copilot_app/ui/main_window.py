@@ -47,7 +47,7 @@ from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
 from copilot_app.ui.style_menu import NO_STYLE, StyleMenu
 from copilot_app.ui.styles import default_styles_dir, style_display_name
-from copilot_app.ui.models import all_models, default_models_dir, display_name
+from copilot_app.ui.models import all_models, default_models_dir, display_name, same_path
 from copilot_app.ui.musical_typing import TypingRow
 from copilot_app.ui.piano_keyboard import PianoKeyboard
 from copilot_app.ui.piano_roll import PianoRoll
@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self.device = device
         self.last_error: str | None = None
         self.loading = False  # a model is being loaded on a worker thread
+        self._style_restored = False  # the saved style is asked for once, when the first model is in
         self._open_saved_after_listing = open_ports  # saved ports open once the ports are listed
 
         self._build_parts()
@@ -441,7 +442,16 @@ class MainWindow(QMainWindow):
 
     def _on_style_loaded(self, path: str) -> None:
         self.statusBar().showMessage(f"Style: {style_display_name(path)}" if path else "No style", 5000)
+        self.store.put(Keys.STYLE_PATH, path)
         self.style_menu.rebuild()
+
+    def _restore_style(self) -> None:
+        """The style of the last run, once the first model is in, if it was learned for that model."""
+        self._style_restored = True
+        saved = self.store.get(Keys.STYLE_PATH)
+        entry = next((e for e in self.style_menu.entries() if saved and same_path(e.path, Path(saved))), None)
+        if entry is not None and entry.base_fingerprint == self.bridge.model_fingerprint:
+            self.switch_style(str(entry.path))
 
     def _on_model_loading(self, path: str) -> None:
         self.engine_status.setText("Engine: loading…")
@@ -462,6 +472,8 @@ class MainWindow(QMainWindow):
         self.store.put(Keys.MODEL_PATH, path)
         self.model_menu.rebuild()
         self.style_menu.rebuild()  # styles of another model are disabled
+        if not self._style_restored:
+            self._restore_style()
 
     # -- what the engine reports ------------------------------------------------------
     def _on_input(self, note) -> None:
