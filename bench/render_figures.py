@@ -205,7 +205,7 @@ def style_table(r: dict) -> str:
     rows += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in r["targets"]]
     return "\n".join(rows) + (f"\n\n({r['source']}: {r['held_out_pieces']} held-out pieces, "
                               f"{r['held_out_tokens']:,} tokens; NLL in nats/token; "
-                              f"base {r['base']}; {r['threads']} thread; measured {r['date']}, "
+                              f"base {r['base']}; {r['threads']} thread; runs {r['date']}, scored {r['scored']}, "
                               f"1-minute load average {r['load_avg']:.1f} at the end; JSON in bench/results/)")
 
 

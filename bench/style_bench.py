@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> dict:
                 res["runs"].append(run)
                 print(f"  {method} {n} pieces {budget:g} min: {run['steps']} steps, {run['stopped']}",
                       file=sys.stderr, flush=True)
+    res["date"] = utc_stamp()  # when the runs were made; scoring (--rescore too) adds "scored"
     return score(res, base)
 
 
@@ -184,7 +185,7 @@ def score(res: dict, base: torch.nn.Module) -> dict:
     last_style = next(r for r in reversed(res["runs"]) if r["method"] == "style")
     res["switch"] = switch_cost(base, load_style_for(run_dir(res, last_style) / STYLE_FILE, base))
     res["targets"] = targets(res)
-    res["date"] = utc_stamp()
+    res["scored"] = utc_stamp()
     res["load_avg"] = os.getloadavg()[0]
     return res
 

@@ -39,6 +39,10 @@ from trainer.progress import Progress
 # 0.2 1.523, 0.5 1.481, 1.0 1.438, 2.0 1.409. 1.0 keeps most of the gain
 # without the largest steps (the best state by validation is kept anyway).
 STYLE_LR = 1.0
+# The objective stays the fine-tune's (--objective, default lm windows): on the
+# same 10 pieces and minute, mixing in 4+2-bar completion windows scored the
+# held-out 2-bar answers the same (1.216 against 1.221 nats/token) and
+# completion windows alone worse (1.268).
 
 
 class StateTuned(nn.Module):
