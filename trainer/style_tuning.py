@@ -28,7 +28,9 @@ import torch.nn as nn
 
 from model.state import RWKVState
 from model.style import STYLE_FILE, Style, model_fingerprint, save_style
+from trainer.datasets import Windows
 from trainer.defaults import STYLE_BUDGET_MIN
+from trainer.loop import TrainConfig, Trainer
 from trainer.progress import Progress
 
 # Adam moves each state entry by about the learning rate per step, and the
@@ -83,32 +85,30 @@ class StateTuned(nn.Module):
         return [{"params": self.state_parameters(), "weight_decay": 0.0, "lr_scale": 1.0}]
 
 
-def _style_trainer_class():
-    from trainer.loop import Trainer
+class StyleTrainer(Trainer):
+    """The fine-tune's loop on a ``StateTuned`` model; saves the best state as a
+    style file and nothing else (no weights, no resume point)."""
 
-    class StyleTrainer(Trainer):
-        """The fine-tune's loop; saves the best state as a style file and
-        nothing else (no weights, no resume point)."""
+    def __init__(self, tuned: StateTuned, train_win: Windows, val_win: Windows, cfg: TrainConfig, out: Path,
+                 device: torch.device, progress: Progress, *, base_fingerprint: str, base_config: dict,
+                 data_summary: dict) -> None:
+        super().__init__(tuned, train_win, val_win, cfg, out, device, progress)
+        self.tuned = tuned
+        self.base_fingerprint, self.base_config = base_fingerprint, base_config
+        self.data_summary = data_summary
 
-        style_name = ""
-        base_fingerprint = ""
-        base_config: dict = {}
-        data_summary: dict | None = None
+    def _save(self, name: str, val: float | None) -> None:
+        if name != "best" or self.out is None:
+            return
+        t = self.tuned
+        style = Style(t.att_x[:, 0].detach().cpu().clone(), t.wkv[:, 0].detach().cpu().clone(),
+                      t.ffn_x[:, 0].detach().cpu().clone(), self.base_fingerprint, self.base_config,
+                      self.out.name)
+        save_style(self.out / STYLE_FILE, style, data=self.data_summary,
+                   metrics={"val_nll": val, "step": self.step, "val_nll_before": self.first_val})
 
-        def _save(self, name: str, val: float | None) -> None:
-            if name != "best" or self.out is None:
-                return
-            tuned: StateTuned = self.raw  # type: ignore[assignment]
-            style = Style(tuned.att_x[:, 0].detach().cpu().clone(), tuned.wkv[:, 0].detach().cpu().clone(),
-                          tuned.ffn_x[:, 0].detach().cpu().clone(), self.base_fingerprint,
-                          self.base_config, self.style_name)
-            save_style(self.out / STYLE_FILE, style, data=self.data_summary,
-                       metrics={"val_nll": val, "step": self.step, "val_nll_before": self.first_val})
-
-        def _save_last(self, val: float | None) -> None:
-            pass  # a style run is a minute: it is rerun, not resumed
-
-    return StyleTrainer
+    def _save_last(self, val: float | None) -> None:
+        pass  # a style run is a minute: it is rerun, not resumed
 
 
 def run_style(args: argparse.Namespace, device: torch.device, progress: Progress, out: Path,
@@ -116,7 +116,6 @@ def run_style(args: argparse.Namespace, device: torch.device, progress: Progress
     """`train --style`: the best state by held-out NLL into ``out/style.safetensors``."""
     from trainer.cli import _load_base, _say, choose_defaults, report_skipped
     from trainer.datasets import build_windows, load_data, lm_windows
-    from trainer.loop import TrainConfig
 
     if not args.base:
         raise ValueError("--style needs --base PATH: the model the style is learned for")
@@ -145,11 +144,9 @@ def run_style(args: argparse.Namespace, device: torch.device, progress: Progress
         raise ValueError(f"--ctx-len {d.ctx_len} must be a multiple of the WKV chunk length {base.cfg.chunk_len}")
     train_win = build_windows(data.train.sequences(), args.objective, d.ctx_len)
     val_win = lm_windows(data.val.sequences(), d.ctx_len)
-    trainer = _style_trainer_class()(tuned, train_win, val_win, cfg, out, device, progress)
-    trainer.style_name = out.name
-    trainer.base_fingerprint = fingerprint
-    trainer.base_config = base_config
-    trainer.data_summary = data.summary() | {"objective": args.objective, "base": str(args.base)}
+    trainer = StyleTrainer(tuned, train_win, val_win, cfg, out, device, progress, base_fingerprint=fingerprint,
+                           base_config=base_config,
+                           data_summary=data.summary() | {"objective": args.objective, "base": str(args.base)})
     _say(progress, f"learning a style for {args.base}: {tuned.num_params():,} state numbers "
                    f"(weights frozen), {len(data.train)} train / {len(data.val)} val pieces, "
                    f"{len(train_win)} windows of <= {d.ctx_len} tokens, up to {cfg.steps} steps of "
