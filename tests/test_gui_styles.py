@@ -111,3 +111,23 @@ def test_the_chosen_style_comes_back_with_the_next_run(qtbot, tmp_path, base_mod
         assert second.bridge.style_path == str(mine)
     finally:
         second.close()
+
+
+def test_the_blend_dialog_hands_the_engine_a_blend_of_two_styles(window, qtbot, base_model, tmp_path):
+    styles = default_styles_dir(window.models_dir)
+    write_style(base_model, styles / "a" / STYLE_FILE, seed=1)
+    write_style(base_model, styles / "b" / STYLE_FILE, seed=2)
+    write_style(make_tiny_checkpoint(tmp_path / "other.safetensors", seed=4), styles / "c" / STYLE_FILE)
+    window.style_menu.rebuild()
+    window.style_menu.act_blend.trigger()
+    dialog = window.blend_dialog
+    assert dialog.isVisible()
+    assert [dialog.first.itemText(i) for i in range(dialog.first.count())] == ["a", "b"]  # not another model's
+    dialog.second.setCurrentIndex(1)
+    dialog.slider.setValue(30)
+    assert dialog.mix.text() == "a 70% + b 30%"
+    with qtbot.waitSignal(window.bridge.styleLoaded, timeout=30000):
+        assert dialog.apply()
+    qtbot.waitUntil(lambda: engine_style(window) == "a 70% + b 30%", timeout=10000)
+    assert window.statusBar().currentMessage() == "Style: a 70% + b 30%"
+    assert window.bridge.style_path is None  # a blend is no file: nothing comes back next run

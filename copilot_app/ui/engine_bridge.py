@@ -211,7 +211,7 @@ class EngineBridge(QObject):
             return  # a newer request won; this model is dropped
         self.engine.set_model(model, display_name(path))  # it drops a style of another model, saying so
         self.model_path, self.device_label, self.model_fingerprint = path, label, fingerprint
-        if self.style_path is not None and self._style_fingerprint != fingerprint:
+        if self._style_fingerprint is not None and self._style_fingerprint != fingerprint:
             self.style_path = self._style_fingerprint = None
             self.styleLoaded.emit("")
         self.modelLoaded.emit(path, label)
@@ -246,6 +246,32 @@ class EngineBridge(QObject):
 
         threading.Thread(target=work, name="copilot-style-load", daemon=True).start()
 
+    def blend_styles(self, path_a: str, path_b: str, amount: float) -> None:
+        """Use the blend ``(1 - amount) x A + amount x B`` of two styles of the loaded
+        model (``Style.blend``), loaded and checked on a worker thread like ``load_style``."""
+        self._style_generation += 1
+        generation = self._style_generation
+        fingerprint = self.model_fingerprint
+
+        def work() -> None:
+            try:
+                from model.style import load_style
+
+                if fingerprint is None:
+                    raise ValueError("load a model first: a style belongs to one model")
+                a, b = load_style(path_a), load_style(path_b)
+                a.check_model(None, fingerprint)
+                b.check_model(None, fingerprint)
+                blended = a.blend(b, amount)
+            except Exception as exc:  # one line for the status bar, never a crash
+                if not self._closed:
+                    safe_emit(self.styleFailed, one_line(exc))
+                return
+            if not self._closed:
+                safe_emit(self._styleReady, blended, "", generation)
+
+        threading.Thread(target=work, name="copilot-style-blend", daemon=True).start()
+
     @Slot(object, str, int)
     def _on_style_ready(self, style, path: str, generation: int) -> None:
         if generation != self._style_generation or self._closed:
@@ -254,7 +280,7 @@ class EngineBridge(QObject):
             self.styleFailed.emit(f"{path}: the model changed while the style loaded; choose it again")
             return
         self.engine.set_style(style)
-        self.style_path = path or None
+        self.style_path = path or None  # a blend has no file: no style path, the snapshot names it
         self._style_fingerprint = style.base_fingerprint if style is not None else None
         self.styleLoaded.emit(path)
 

@@ -46,7 +46,8 @@ from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
 from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
 from copilot_app.ui.style_menu import NO_STYLE, StyleMenu
-from copilot_app.ui.styles import default_styles_dir, style_display_name
+from copilot_app.ui.style_blend import StyleBlendDialog
+from copilot_app.ui.styles import default_styles_dir
 from copilot_app.ui.models import all_models, default_models_dir, display_name, same_path
 from copilot_app.ui.musical_typing import TypingRow
 from copilot_app.ui.piano_keyboard import PianoKeyboard
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.loading = False  # a model is being loaded on a worker thread
         self._style_restored = False  # the saved style is asked for once, when the first model is in
+        self.blend_dialog: StyleBlendDialog | None = None
         self._open_saved_after_listing = open_ports  # saved ports open once the ports are listed
 
         self._build_parts()
@@ -329,6 +331,7 @@ class MainWindow(QMainWindow):
         self.model_menu.styleRequested.connect(self.switch_style)
         self.style_menu.styleRequested.connect(self.switch_style)
         self.style_menu.learnRequested.connect(lambda: self.model_menu.open_finetune("style"))
+        self.style_menu.blendRequested.connect(self.open_style_blend)
         self.style_menu.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
         self.bridge.styleLoaded.connect(self._on_style_loaded)
         self.bridge.styleFailed.connect(lambda m: self.show_error(f"Could not use the style: {m}"))
@@ -441,9 +444,19 @@ class MainWindow(QMainWindow):
         self.bridge.load_style(path if path != NO_STYLE else None)
 
     def _on_style_loaded(self, path: str) -> None:
-        self.statusBar().showMessage(f"Style: {style_display_name(path)}" if path else "No style", 5000)
-        self.store.put(Keys.STYLE_PATH, path)
+        self.store.put(Keys.STYLE_PATH, path)  # "" for none or a blend: neither comes back next run
         self.style_menu.rebuild()
+
+    def open_style_blend(self) -> StyleBlendDialog:
+        """Style > Blend two styles…: a slider between two styles of the loaded model."""
+        if self.blend_dialog is None:
+            self.blend_dialog = StyleBlendDialog(self)
+            self.blend_dialog.blendRequested.connect(self.bridge.blend_styles)
+        fingerprint = self.bridge.model_fingerprint
+        self.blend_dialog.set_styles([e for e in self.style_menu.entries() if e.base_fingerprint == fingerprint])
+        self.blend_dialog.show()
+        self.blend_dialog.raise_()
+        return self.blend_dialog
 
     def _restore_style(self) -> None:
         """The style of the last run, once the first model is in, if it was learned for that model."""
@@ -493,6 +506,8 @@ class MainWindow(QMainWindow):
             if n:
                 name = self.session_path.name if self.session_path is not None else "not saved"
                 self.statusBar().showMessage(f"Session: {n} take{'s' if n != 1 else ''} ({name})", 6000)
+        if event.kind == "style":
+            self.statusBar().showMessage(f"Style: {snap.style}" if snap.style else "No style", 5000)
         if event.kind == "undo" and event.take is not None:
             self.takes.restore_take(event.take)
             self.statusBar().showMessage(f"Take {event.take} is back", 4000)

@@ -28,6 +28,7 @@ class StyleMenu(QObject):
 
     styleRequested = Signal(str)   # path of the style to use; NO_STYLE for none
     learnRequested = Signal()      # open the fine-tune dialog set to learn a style
+    blendRequested = Signal()      # open the blend dialog
     message = Signal(str)          # for the status bar
 
     def __init__(self, menu: QMenu, window: QWidget, styles_dir: Path, current: Callable[[], str | None],
@@ -40,6 +41,7 @@ class StyleMenu(QObject):
         self._fingerprint = fingerprint
         self.group = QActionGroup(self)
         self.act_learn = self._action("&Learn a style from my pieces…", self.learnRequested.emit)
+        self.act_blend = self._action("&Blend two styles…", self.blendRequested.emit)
         self.act_folder = self._action("Show styles &folder", self.show_styles_folder)
 
     def _action(self, text: str, slot: Callable[[], object]) -> QAction:
@@ -75,7 +77,7 @@ class StyleMenu(QObject):
             a.triggered.connect(lambda _c=False, p=str(entry.path): self.styleRequested.emit(p))
             self.menu.addAction(a)
         self.menu.addSeparator()
-        for a in (self.act_learn, self.act_folder):
+        for a in (self.act_learn, self.act_blend, self.act_folder):
             self.menu.addAction(a)
 
     def paths(self) -> list[str]:
