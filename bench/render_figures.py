@@ -209,9 +209,19 @@ def style_table(r: dict) -> str:
                               f"1-minute load average {r['load_avg']:.1f} at the end; JSON in bench/results/)")
 
 
+def blend_table(r: dict) -> str:
+    """bench/style_blend.py: answers' NLL along the blend of two styles."""
+    a, b = r["sources"]
+    rows = [f"| blend: share of {b} | {a} held-out | {b} held-out |", "|---:|---:|---:|",
+            f"| the base alone | {r['base_alone'][a]:.3f} | {r['base_alone'][b]:.3f} |"]
+    rows += [f"| {x['t']:.0%} | {x[a]:.3f} | {x[b]:.3f} |" for x in r["blends"]]
+    return "\n".join(rows) + (f"\n\n(NLL of 2-bar answers after 4 bars, nats/token; each style learned from "
+                              f"{r['pieces']} pieces in 1 min; base {r['base']}; {r['date']}; JSON in bench/results/)")
+
+
 TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table,
                                             "model_quality": quality_table, "backbone_eval": backbone_table,
-                                            "style_bench": style_table}
+                                            "style_bench": style_table, "style_blend": blend_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:

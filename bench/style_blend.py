@@ -62,13 +62,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def table(r: dict) -> str:
-    a, b = r["sources"]
-    lines = [f"blend (1 - t) x {a} + t x {b}: NLL of 2-bar answers after 4 bars on held-out pieces "
-             f"(nats/token; styles from {r['pieces']} pieces each)",
-             f"| t | {a} | {b} |", "|---:|---:|---:|",
-             f"| base alone | {r['base_alone'][a]:.3f} | {r['base_alone'][b]:.3f} |"]
-    lines += [f"| {x['t']:g} | {x[a]:.3f} | {x[b]:.3f} |" for x in r["blends"]]
-    return "\n".join(lines)
+    """The README's table (bench/render_figures.py renders it from this JSON)."""
+    from bench.render_figures import blend_table
+
+    return blend_table(r)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,7 @@
 The blend is ``(1 - t) x A + t x B`` of the two learned states
 (``model.style.Style.blend``). Measured on held-out pieces of both styles
 (bench/style_blend.py), the NLL of the answers moves smoothly from one
-style's to the other's, and a half-and-half blend keeps most of what each
-style gains on its own pieces. The dialog only asks the bridge for a blend
+style's to the other's, with no blend worse than both ends. The dialog only asks the bridge for a blend
 when the slider is let go (each one re-primes the engine's context), and the
 engine's snapshot names the blend in use.
 """
