@@ -100,7 +100,9 @@ def prime(model: torch.nn.Module, ids: list[int], state: object | None = None
     ``generate`` continues from.
     """
     device = next(model.parameters()).device
-    logits, state = model.prefill(torch.tensor([list(map(int, ids))], device=device), state)
+    tokens = torch.tensor([list(map(int, ids))], device=device)
+    # Only a style's state is passed on: the baselines' prefill takes tokens alone.
+    logits, state = model.prefill(tokens) if state is None else model.prefill(tokens, state)
     return track_of(ids), logits[0], state
 
 
