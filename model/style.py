@@ -77,7 +77,7 @@ def resolve_style_path(path: str | os.PathLike) -> Path:
     return p / STYLE_FILE if p.is_dir() else p
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors inside: compared by identity, never elementwise
 class Style:
     """A loaded style: the initial state (batch dimension dropped) and what it belongs to."""
 
