@@ -16,7 +16,8 @@ key held past the bound turns "stuck"; see held_notes.py).
 
 The engine can run without a model (``model=None``, e.g. the GUI before its
 first model has loaded); ``set_model`` brings one in, or swaps it, without
-losing the takes, their numbers or the timeline.
+losing the takes, their numbers or the timeline; ``set_style`` changes the
+state every context starts from (model/style.py) on the same model.
 """
 from __future__ import annotations
 

@@ -19,6 +19,11 @@ rebuild the context from notes (``_load_notes``): the encoder and the model
 state then hold them exactly as if they had been played, so Continue, the
 silence trigger and further playing all go on from there.
 
+Every context starts from the runner's initial state: the zero state, or a
+style's learned one (model/style.py). ``set_style`` swaps it and rebuilds
+the recent bars from it (as ``set_model`` does for new weights), so the next
+answer is in the new style.
+
 Takes, phrases, the accepted variation and take numbers belong to the
 ``SessionModel`` (session_model.py), which outlives timelines and models:
 a take made before a meter change or by a model since replaced still
