@@ -185,8 +185,8 @@ def backbone_table(r: dict) -> str:
 def style_table(r: dict) -> str:
     """bench/style_bench.py: state tuning (a style) against the full fine-tune, same budgets."""
     method = {"style": "state tuning (style)", "finetune": "full fine-tune"}
-    rows = [f"| pieces (learned from / held for early stopping) | budget | method | steps (stopped by) "
-            f"| held-out val NLL, whole pieces (drop) | 2-bar answers after 4 bars (drop) | file |",
+    rows = ["| pieces (learned from / held for early stopping) | budget | method | steps (stopped by) "
+            "| held-out val NLL, whole pieces (drop) | 2-bar answers after 4 bars (drop) | file |",
             "|---|---:|---|---:|---:|---:|---:|",
             f"| – | – | the base alone | – | {r['nll_before']:.3f} | {r['answer_nll_before']:.3f} | – |"]
     for x in r["runs"]:
