@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from bench._report import utc_stamp, write_and_print  # noqa: E402
 from bench.finetune_style import run_cli  # noqa: E402
-from bench.style_pieces import DEFAULT_SOURCE, prepare  # noqa: E402
+from bench._style_pieces import DEFAULT_SOURCE, prepare  # noqa: E402
 from model.checkpoint import load_checkpoint  # noqa: E402
 from model.style import STYLE_FILE, Style, load_style_for  # noqa: E402
 from trainer.datasets import PieceSet, completion_windows, load_midi_folder  # noqa: E402

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from bench._report import utc_stamp, write_and_print  # noqa: E402
 from bench.style_bench import DEFAULT_BASE, answer_nll, learn_folder, train_run  # noqa: E402
-from bench.style_pieces import prepare  # noqa: E402
+from bench._style_pieces import prepare  # noqa: E402
 from model.checkpoint import load_checkpoint  # noqa: E402
 from model.style import STYLE_FILE, load_style_for  # noqa: E402
 from trainer.datasets import load_midi_folder  # noqa: E402

@@ -9,7 +9,7 @@ user's folder. Units are taken in a fixed hashed order; the first ``learn``
 usable pieces are the learning pool (a run on N pieces uses the first N),
 the next ``held_out`` are never trained on. A folder already filled is reused.
 
-    python bench/style_pieces.py --source palestrina --out DIR
+    python bench/_style_pieces.py --source palestrina --out DIR
 """
 from __future__ import annotations
 
