@@ -222,9 +222,47 @@ def steering_table(r: dict) -> str:
             f"measured {r['date']}; JSON in bench/results/)")
 
 
+def style_table(r: dict) -> str:
+    """bench/style_bench.py: state tuning (a style) against the full fine-tune, same budgets."""
+    method = {"style": "state tuning (style)", "finetune": "full fine-tune"}
+    rows = ["| pieces (learned from / held for early stopping) | budget | method | steps (stopped by) "
+            "| held-out val NLL, whole pieces (drop) | 2-bar answers after 4 bars (drop) | file |",
+            "|---|---:|---|---:|---:|---:|---:|",
+            f"| – | – | the base alone | – | {r['nll_before']:.3f} | {r['answer_nll_before']:.3f} | – |"]
+    for x in r["runs"]:
+        size = x["file_bytes"] / 1024
+        rows.append(f"| {x['pieces']} ({x['train_pieces']} / {x['val_pieces']}) | {x['budget_min']:g} min "
+                    f"| {method[x['method']]} | {x['steps']} ({x['stopped']}) | {x['nll_after']:.3f} "
+                    f"({x['drop_pct']:.1f}%) | {x['answer_nll_after']:.3f} ({x['answer_drop_pct']:.1f}%) "
+                    f"| {size:,.0f} KiB |")
+    sw = r["switch"]
+    rows += ["", "| switching styles live (median) | time |", "|---|---:|",
+             f"| swap of the initial state | {sw['swap_ms']:.3f} ms |",
+             f"| re-prime the engine's context from it ({sw['reprime_context_tokens']} tokens) "
+             f"| {_ms(sw['reprime_context_ms'])} |",
+             f"| re-prime a 2048-token context | {sw['reprime_2048_ms']:.0f} ms |",
+             "", "| target | measured | met |", "|---|---|---|"]
+    rows += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in r["targets"]]
+    return "\n".join(rows) + (f"\n\n({r['source']}: {r['held_out_pieces']} held-out pieces, "
+                              f"{r['held_out_tokens']:,} tokens; NLL in nats/token; "
+                              f"base {r['base']}; {r['threads']} thread; runs {r['date']}, scored {r['scored']}, "
+                              f"1-minute load average {r['load_avg']:.1f} at the end; JSON in bench/results/)")
+
+
+def blend_table(r: dict) -> str:
+    """bench/style_blend.py: answers' NLL along the blend of two styles."""
+    a, b = r["sources"]
+    rows = [f"| blend: share of {b} | {a} held-out | {b} held-out |", "|---:|---:|---:|",
+            f"| the base alone | {r['base_alone'][a]:.3f} | {r['base_alone'][b]:.3f} |"]
+    rows += [f"| {x['t']:.0%} | {x[a]:.3f} | {x[b]:.3f} |" for x in r["blends"]]
+    return "\n".join(rows) + (f"\n\n(NLL of 2-bar answers after 4 bars, nats/token; each style learned from "
+                              f"{r['pieces']} pieces in 1 min; base {r['base']}; {r['date']}; JSON in bench/results/)")
+
+
 TABLES: dict[str, Callable[[dict], str]] = {"live_bench": live_table, "model_bench": model_table,
                                             "model_quality": quality_table, "backbone_eval": backbone_table,
-                                            "steering_bench": steering_table}
+                                            "steering_bench": steering_table, "style_bench": style_table,
+                                            "style_blend": blend_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:

@@ -61,6 +61,12 @@ def _velocity(text: str) -> int:
     return value
 
 
+def _add_style_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style", metavar="PATH",
+                        help="answer in a learned style: a style file (or the folder `train --style` "
+                             "wrote) made for this model")
+
+
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     # Seed guidance: 0.5-0.7 conservative, 0.8-0.9 balanced, 1.0-1.5 adventurous.
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
@@ -133,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only the new bars, not context + continuation")
     p.add_argument("--velocity", type=_velocity, default=None, metavar="V",
                    help="every new note at velocity V (1-127); default: follow the file's dynamics")
+    _add_style_arg(p)
     _add_model_args(p)
 
     p = sub.add_parser("listen", help="live mode without the GUI: MIDI in, continuations out",
@@ -167,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit (code 4) when the MIDI server or a port stays away this long "
                         "(default: wait for it forever)")
     _add_sampling_args(p)
+    _add_style_arg(p)
     _add_model_args(p)
 
     p = sub.add_parser("train", help="train or fine-tune a model on token corpora or MIDI folders")

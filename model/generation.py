@@ -93,14 +93,19 @@ def track_of(ids: list[int]) -> ContextTrack:
 
 
 @torch.no_grad()
-def prime(model: torch.nn.Module, ids: list[int]) -> tuple[ContextTrack, torch.Tensor, object]:
+def prime(model: torch.nn.Module, ids: list[int], state: object | None = None
+          ) -> tuple[ContextTrack, torch.Tensor, object]:
     """Context ids through the model in parallel mode (one prefill) and the track.
 
+    ``state``: the batch-1 state to start from (a style's, model/style.py);
+    default the zero state. It is not modified.
     Returns (track, logits [V] after the last id, state batch 1): what
     ``generate`` continues from.
     """
     device = next(model.parameters()).device
-    logits, state = model.prefill(torch.tensor([list(map(int, ids))], device=device))
+    tokens = torch.tensor([list(map(int, ids))], device=device)
+    # Only a style's state is passed on: the baselines' prefill takes tokens alone.
+    logits, state = model.prefill(tokens) if state is None else model.prefill(tokens, state)
     return track_of(ids), logits[0], state
 
 

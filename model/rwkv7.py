@@ -129,8 +129,13 @@ class RWKV7(nn.Module):
     def _logits(self, x: Tensor) -> Tensor:
         return self.head(self.ln_out(x))
 
-    def forward(self, tokens: Tensor, target_index: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, target_index: Tensor | None = None,
+                state: RWKVState | None = None) -> Tensor:
         """tokens [B,T] (any T) -> logits.
+
+        ``state``: where every row starts (default: the zero state). Gradients
+        flow into it, which is how a style's initial state is learned
+        (trainer/style_tuning.py); a batch-1 state may be expanded to [.., B, ..].
 
         target_index selects where the LM head runs ("physical slicing": the
         head and its [*, V] activations exist only where the loss is taken):
@@ -138,7 +143,7 @@ class RWKV7(nn.Module):
         - 1-D long tensor of time positions: logits [B,len(idx),V];
         - 2-D bool mask [B,T]: logits [mask.sum(),V] in row-major order.
         """
-        x, _ = self._hidden(tokens, None)
+        x, _ = self._hidden(tokens, state)
         if target_index is not None:
             if target_index.dtype == torch.bool:
                 if target_index.shape != tokens.shape:

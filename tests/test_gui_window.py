@@ -24,7 +24,7 @@ def test_main_window_shows_and_renders(qtbot, tmp_path):
     window.show()
     qtbot.waitExposed(window)
     assert window.isVisible() and window.windowTitle() == TITLE
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Edit", "&Play", "&Model", "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Edit", "&Play", "&Model", "&Style", "&Help"]
     file_actions = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
     assert "&Open phrase…" in file_actions and "&Export take…" in file_actions
     model_actions = [a.text() for a in window.model_menu.menu.actions()]

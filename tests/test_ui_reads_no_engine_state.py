@@ -24,7 +24,8 @@ ENGINE_INSIDES = {"session", "runner", "grid", "player", "metronome", "encoder",
 ENGINE_COMMANDS = {"trigger", "open_phrase", "set_model", "audition", "next_variation", "previous_variation",
                    "accept", "discard", "stop_playback", "set_tempo", "set_grid", "update_settings",
                    "set_metronome", "panic", "publish", "midi_callback", "start", "close", "release_held",
-                   "undo_discard", "use_session", "new_session", "regenerate", "more_like_this"}
+                   "undo_discard", "use_session", "new_session", "regenerate", "more_like_this",
+                   "set_style"}
 MUTABLE_ENGINE_OBJECTS = {"LiveSession", "ModelRunner", "SessionModel", "InternalGrid", "MidiClockGrid",
                           "Player", "Metronome", "StreamingEncoder"}
 

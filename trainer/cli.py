@@ -119,6 +119,10 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     try:
+        if getattr(args, "style", False):
+            from trainer.style_tuning import run_style
+
+            return run_style(args, device, progress, out, t_start)
         return _train(args, device, progress, out, t_start)
     finally:
         ddp.shutdown()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.defaults import FINE_TUNE_BUDGET_MIN
+from trainer.defaults import FINE_TUNE_BUDGET_MIN, STYLE_BUDGET_MIN
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                         help="run folder: checkpoints (best, last), logs, model card")
     parser.add_argument("--base", metavar="PATH",
                         help="checkpoint to fine-tune (default: train from scratch)")
+    parser.add_argument("--style", action="store_true",
+                        help="learn a style instead of new weights: only the initial state of --base is "
+                             "trained; writes OUT/style.safetensors (~300 KB; default budget "
+                             f"{STYLE_BUDGET_MIN:g} min)")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: chosen from the data size)")
     parser.add_argument("--time-budget", type=float, metavar="MIN",
                         help="stop after this many minutes, keeping the best checkpoint "

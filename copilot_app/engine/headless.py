@@ -30,6 +30,7 @@ from copilot_app.engine.live import LiveEngine
 from copilot_app.engine.model_loader import load_model
 from copilot_app.engine.session import SessionSettings, Take
 from model.steering import steering_from_args
+from model.style import load_style_for
 
 EXIT_STOPPED = 0
 EXIT_STOPPED_WHILE_LOST = 3
@@ -62,6 +63,7 @@ def run_listen(args: argparse.Namespace) -> int:
         raise ValueError("give --in PORT and --out PORT, or --virtual (see --list-ports)")
     meter = Meter.parse(args.meter)
     model, _meta, path = load_model(getattr(args, "model", None), getattr(args, "device", "auto"))
+    style = load_style_for(args.style, model) if getattr(args, "style", None) else None
     settings = SessionSettings(bars=args.bars, temperature=args.temperature, top_p=args.top_p,
                                top_k=args.top_k, variations=args.variations,
                                trigger_beats=args.trigger_beats, trigger_key=args.trigger_key,
@@ -76,6 +78,8 @@ def run_listen(args: argparse.Namespace) -> int:
             else InternalGrid(args.tempo, meter, origin=clock.now()))
     engine = LiveEngine(model, out, grid, settings, clock, model_name=path.stem, on_take=_log_take,
                         on_error=lambda m: print(f"composer-copilot: error: {m}", file=sys.stderr))
+    if style is not None:
+        engine.set_style(style)  # queued: applied before the first note is handled
     try:
         inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback, api=api) if args.in_port
                else midi_ports.PortKeeper("input", midi_ports.VIRTUAL_IN, engine.midi_callback, api=api,
@@ -89,7 +93,8 @@ def run_listen(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"listening on {inp.name} -> {out.name} with {path.name}, "
+    print(f"listening on {inp.name} -> {out.name} with {path.name}"
+          f"{f' in the style {style.name}' if style else ''}, "
           f"{args.tempo:g} BPM {args.meter}; Ctrl-C to stop", flush=True)
     engine.start()
     engine.set_metronome(args.metronome)

@@ -16,7 +16,8 @@ key held past the bound turns "stuck"; see held_notes.py).
 
 The engine can run without a model (``model=None``, e.g. the GUI before its
 first model has loaded); ``set_model`` brings one in, or swaps it, without
-losing the takes, their numbers or the timeline.
+losing the takes, their numbers or the timeline; ``set_style`` changes the
+state every context starts from (model/style.py) on the same model.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from copilot_app.engine.phrase_file import FilePhrase
 from copilot_app.engine.session import LiveSession, NoModelError, SessionSettings
 from copilot_app.engine.session_model import PlayedNote, SessionEvent, SessionSnapshot, Take
 from copilot_app.engine.session_store import SessionStore
+from model.style import Style
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +113,24 @@ class LiveEngine:
         self._call(apply)
 
     def set_model(self, model: torch.nn.Module | None, name: str = "") -> None:
-        """Another model (loaded off this thread); takes, numbers and the timeline stay."""
+        """Another model (loaded off this thread); takes, numbers and the timeline stay.
+        A style learned for another model is dropped, with one line to ``on_error``."""
         def apply(s: LiveSession) -> None:
-            s.set_model(model, name)
+            dropped = s.set_model(model, name)
+            if dropped:
+                self._error(dropped)
             self._publish(SessionEvent("model"))
+        self._call(apply)
+
+    def set_style(self, style: Style | None) -> None:
+        """Start every context from ``style``'s state (None: no style), loaded and
+        checked against the model off this thread (``model.style.load_style_for``);
+        the recent context is re-primed, so the next answer is in the new style."""
+        self.session.cancel_take.set()  # a take being sampled from the old state ends now
+
+        def apply(s: LiveSession) -> None:
+            s.set_style(style)
+            self._publish(SessionEvent("style"))
         self._call(apply)
 
     def audition(self, take: Take | int | None, index: int) -> None:

@@ -18,6 +18,7 @@ from copilot_app.engine.dynamics import phrase_dynamics
 from copilot_app.engine.model_loader import load_model
 from model.sampling import SamplingParams
 from model.steering import steering_from_args
+from model.style import load_style_for
 from model.tokens.config import TICKS_PER_QUARTER, build_tokenizer
 from model.tokens.midi_io import encode_piece, grid_score, load_piano_piece, midi_bytes
 from model.tokens.performance import GridNote
@@ -46,11 +47,13 @@ def run_continue(args: argparse.Namespace) -> int:
     for warning in source.warnings:
         print(f"composer-copilot: warning: {warning}", file=sys.stderr)
     model, _meta, model_path = load_model(getattr(args, "model", None), getattr(args, "device", "auto"))
+    style = load_style_for(args.style, model) if getattr(args, "style", None) else None
     piece = source.piece
     all_tokens = encode_piece(piece)
     context, offset = context_window(all_tokens, args.context_bars)
     vocab = build_tokenizer().vocab
-    track, logits, state = prime(model, [vocab["BOS_None"]] + [vocab[t] for t in context])
+    start_state = style.initial_state(1, next(model.parameters()).device, model.dtype) if style else None
+    track, logits, state = prime(model, [vocab["BOS_None"]] + [vocab[t] for t in context], start_state)
     last_end = max(n.start + n.duration for n in piece.notes) - offset
     start, end = answer_span(track, last_end, args.bars)
     num, den = track.meter
@@ -80,7 +83,8 @@ def run_continue(args: argparse.Namespace) -> int:
         score = grid_score(sorted(out_notes), out_meters, source.tempo_qpm, name="Composer Copilot")
         files.append((path, midi_bytes(score)))
         reports.append(f"{path}: {len(new)} new notes in {args.bars} bar(s) "
-                       f"(model {model_path.name}, context {args.context_bars} bar(s))")
+                       f"(model {model_path.name}{f', style {style.name}' if style else ''}, "
+                       f"context {args.context_bars} bar(s))")
     # All takes or none: a full disk after two of three must not leave a set
     # that looks complete but mixes new takes with an earlier run's.
     atomic_write_many(files)

@@ -19,6 +19,11 @@ rebuild the context from notes (``_load_notes``): the encoder and the model
 state then hold them exactly as if they had been played, so Continue, the
 silence trigger and further playing all go on from there.
 
+Every context starts from the runner's initial state: the zero state, or a
+style's learned one (model/style.py). ``set_style`` swaps it and rebuilds
+the recent bars from it (as ``set_model`` does for new weights), so the next
+answer is in the new style.
+
 Takes, phrases, the accepted variation and take numbers belong to the
 ``SessionModel`` (session_model.py), which outlives timelines and models:
 a take made before a meter change or by a model since replaced still
@@ -48,6 +53,7 @@ from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel
 from copilot_app.engine.session_store import SavedSession, SessionStore, load_or_fresh
 from copilot_app.engine.take_forks import ForkCache, TakeForks
 from model.generation import ContextTrack, Fork, generate
+from model.style import Style, StyleError
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.sampling import SamplingParams
 from model.scales import estimate_key, key_name
@@ -124,18 +130,33 @@ class SessionStats:
 
 
 class ModelRunner:
-    """The model and its recurrent state for one stream of tokens."""
+    """The model and its recurrent state for one stream of tokens.
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    Every context starts from the initial state: the zero state, or a style's
+    learned one (model/style.py), kept ready on the model's device so that a
+    reset is one copy.
+    """
+
+    def __init__(self, model: torch.nn.Module, style: Style | None = None) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
-        self.state = model.init_state(1, device=self.device)
+        self.style: Style | None = None
+        self._initial = model.init_state(1, device=self.device)
+        self.set_style(style)
+        self.state = self._initial.clone()
         freeze_gc_heap()  # a newly loaded model: keep full collections short (see player.py)
         self.logits: torch.Tensor | None = None
 
+    def set_style(self, style: Style | None) -> None:
+        """The initial state of the next context (None: the zero state). The
+        caller checked that the style belongs to this model (``Style.check_model``)."""
+        self.style = style
+        self._initial = (self.model.init_state(1, device=self.device) if style is None
+                         else style.initial_state(1, self.device, self.model.dtype))
+
     def reset(self) -> None:
         """A fresh recurrent state (a new context on the same weights)."""
-        self.state = self.model.init_state(1, device=self.device)
+        self.state = self._initial.clone()
         self.logits = None
 
     def feed(self, ids: list[int]) -> None:
@@ -165,6 +186,7 @@ class LiveSession:
         self.vocab = build_tokenizer().vocab
         self.runner = ModelRunner(model) if model is not None else None
         self.model_name = model_name
+        self.style: Style | None = None  # the initial state every context starts from (None: zero)
         self.library = library or SessionModel()
         self.track = ContextTrack.fresh()
         self.encoder = StreamingEncoder()
@@ -216,7 +238,8 @@ class LiveSession:
                                TimelineView.of(self.grid, self.clock.now(), self._timeline), replace(self.settings),
                                (self.model_name or "model") if self.runner is not None else None, metronome,
                                tuple(v.number for v in self.library.discarded_views()),
-                               self._heard_key(), (steer.low, steer.high))
+                               self._heard_key(), (steer.low, steer.high),
+                               self.style.name if self.style is not None else None)
 
     # -- steering -------------------------------------------------------------
     def _heard(self, before_tick: int | None = None) -> list[int]:
@@ -337,11 +360,36 @@ class LiveSession:
         self._velocities.extend((n.start, n.velocity) for n in notes)
         return self.library.start_phrase("file", phrase.name, self.grid.bpm, self.grid.meter, notes)
 
-    def set_model(self, model: torch.nn.Module | None, name: str = "") -> None:
-        """Another model on the same timeline: the recent context is rebuilt in its state."""
+    def set_model(self, model: torch.nn.Module | None, name: str = "") -> str | None:
+        """Another model on the same timeline: the recent context is rebuilt in its state.
+
+        The style stays if it was learned for the new model; otherwise it is
+        dropped and the one-line reason returned.
+        """
         self.cancel_take.set()  # a take being prepared by the old model stops
-        self.runner = ModelRunner(model) if model is not None else None
+        dropped = None
+        if self.style is not None and model is not None:
+            try:
+                self.style.check_model(model)
+            except StyleError as exc:
+                dropped, self.style = f"{exc}; playing without a style", None
+        self.runner = ModelRunner(model, self.style) if model is not None else None
         self.model_name = name
+        self._rebuild_recent_context()
+        return dropped
+
+    def set_style(self, style: Style | None) -> None:
+        """Another initial state on the same model (None: no style): the recent
+        context is re-primed from it, so the next answer speaks in it. The
+        caller checked that the style belongs to the model (``Style.check_model``)."""
+        self.cancel_take.set()  # a take being prepared from the old state stops
+        self.style = style
+        if self.runner is not None:
+            self.runner.set_style(style)
+        self._rebuild_recent_context()
+
+    def _rebuild_recent_context(self) -> None:
+        """The recent notes again, in a context started from the runner's initial state."""
         notes = self._recent_notes()
         now_q = self.quarters_at(self.clock.now())
         first_q = min([n.start / TICKS_PER_QUARTER for n in notes] + [now_q])

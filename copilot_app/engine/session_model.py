@@ -134,7 +134,7 @@ class SessionEvent:
     """Why a snapshot was sent: "take" (a new one), "audition", "accept",
     "discard", "stop", "phrase" (a file opened: a new timeline), "timeline"
     (meter or clock source: a new timeline), "tempo" (same timeline, new
-    tempo or a DAW's clock moved), "model", "settings", "start", "undo" (a
+    tempo or a DAW's clock moved), "model", "style", "settings", "start", "undo" (a
     discarded take is back), "session" (a new or opened session: all new)."""
 
     kind: str
@@ -157,6 +157,7 @@ class SessionSnapshot:
     discarded: tuple[int, ...] = ()   # numbers of the takes Undo discard can bring back, last one last
     heard_key: str | None = None      # the key the last bars suggest (what "auto" locks to)
     register: tuple[int, int] | None = None  # the answer's lowest and highest pitch now
+    style: str | None = None          # the style's name; None: no style (the zero initial state)
 
     def view(self, number: int) -> TakeView | None:
         return next((v for v in self.takes if v.take.number == number), None)

@@ -6,15 +6,16 @@ the GUI thread and only ever
 
 * sends commands: ``LiveEngine`` methods that put a callable in the engine's
   inbox and return at once (trigger, audition, accept, discard, regenerate,
-  more like this, tempo, meter, settings, a model, a file's phrase, undo
-  discard, the session file);
+  more like this, tempo, meter, settings, a model, a style, a file's phrase,
+  undo discard, the session file);
 * receives immutable values: the engine's observers (passed in when the
   engine is made) emit them as signals, which Qt queues to the GUI thread.
   ``snapshot`` is the latest ``SessionSnapshot``; the window renders it.
 
 It never reads or writes the engine's state. Nothing here blocks the GUI
 thread on inference, MIDI ports or file I/O: a model file loads on a worker
-thread and is handed to the engine; a .mid phrase is read on a worker
+thread and is handed to the engine, and so does a style (checked there
+against the model's fingerprint, taken when the model loaded); a .mid phrase is read on a worker
 thread; ports open on the port worker (copilot_app/ui/port_worker.py); take
 files are written in the background (copilot_app/ui/take_files.py).
 """
@@ -109,8 +110,11 @@ class EngineBridge(QObject):
     deviceChanged = Signal(str, str, bool)  # "input"/"output", a chosen device port's name, whether it is there
     heldNotesChanged = Signal(object)   # HeldNotes: the keys (and pedal) the engine holds as down
     _snapshotArrived = Signal(object)   # from the engine thread
-    _modelReady = Signal(object, str, str, int)  # model, path, device label, generation
+    styleLoaded = Signal(str)           # path of the style now used ("" for none)
+    styleFailed = Signal(str)           # message
+    _modelReady = Signal(object, str, str, int, str)  # model, path, device label, generation, fingerprint
     _modelLoadFailed = Signal(str, int)
+    _styleReady = Signal(object, str, int)  # style (None: no style), path, generation
 
     def __init__(self, clock: Clock | None = None, parent: QObject | None = None,
                  watch_interval_s: float | None = DEVICE_WATCH_S) -> None:
@@ -120,6 +124,10 @@ class EngineBridge(QObject):
         self.files = TakeFiles()
         self.snapshot: SessionSnapshot | None = None  # the engine's latest, as it sent it
         self.model_path: str | None = None  # the model this bridge loaded last
+        self.model_fingerprint: str | None = None  # its weights' print (model.style.model_fingerprint)
+        self.style_path: str | None = None  # the style this bridge handed the engine last (None: none)
+        self._style_fingerprint: str | None = None  # the model that style belongs to
+        self._style_generation = 0
         self.device_label = ""
         self._generation = 0
         self._keyboard_held: set[int] = set()
@@ -131,6 +139,7 @@ class EngineBridge(QObject):
         self._snapshotArrived.connect(self._on_snapshot)
         self._modelReady.connect(self._on_model_ready)
         self._modelLoadFailed.connect(self._on_model_failed)
+        self._styleReady.connect(self._on_style_ready)
         # One engine for the window's life; models come and go inside it.
         self.engine = LiveEngine(None, self.sink, clock=self.clock,
                                  on_snapshot=lambda s: safe_emit(self._snapshotArrived, s),
@@ -182,25 +191,99 @@ class EngineBridge(QObject):
                 from copilot_app.engine.model_loader import load_model
                 from copilot_app.engine.runtime_info import device_label
 
+                from model.style import model_fingerprint
+
                 model, _meta, real_path = load_model(path, device)
                 label = device_label("cpu" if next(model.parameters()).device.type == "cpu" else "auto")
+                fingerprint = model_fingerprint(model)  # here, so a style is checked without the weights
             except Exception as exc:  # one line for the status bar, never a crash
                 log.exception("model load failed")
                 if not self._closed:
                     safe_emit(self._modelLoadFailed, one_line(exc), generation)
                 return
             if not self._closed:
-                safe_emit(self._modelReady, model, str(real_path), label, generation)
+                safe_emit(self._modelReady, model, str(real_path), label, generation, fingerprint)
 
         threading.Thread(target=work, name="copilot-model-load", daemon=True).start()
 
-    @Slot(object, str, str, int)
-    def _on_model_ready(self, model, path: str, label: str, generation: int) -> None:
+    @Slot(object, str, str, int, str)
+    def _on_model_ready(self, model, path: str, label: str, generation: int, fingerprint: str) -> None:
         if generation != self._generation or self._closed:
             return  # a newer request won; this model is dropped
-        self.engine.set_model(model, display_name(path))
-        self.model_path, self.device_label = path, label
+        self.engine.set_model(model, display_name(path))  # it drops a style of another model, saying so
+        self.model_path, self.device_label, self.model_fingerprint = path, label, fingerprint
+        if self._style_fingerprint is not None and self._style_fingerprint != fingerprint:
+            self.style_path = self._style_fingerprint = None
+            self.styleLoaded.emit("")
         self.modelLoaded.emit(path, label)
+
+    # -- styles ----------------------------------------------------------------------
+    def load_style(self, path: str | None) -> None:
+        """Use the style file ``path`` (None: no style) from the next answer on: it is
+        read and checked against the loaded model on a worker thread, then handed
+        to the engine, which re-primes the context from it. ``styleLoaded`` or
+        ``styleFailed`` (one line, e.g. a style learned for another model) answers."""
+        self._style_generation += 1
+        generation = self._style_generation
+        fingerprint = self.model_fingerprint
+        if path is None:
+            self._on_style_ready(None, "", generation)
+            return
+
+        def work() -> None:
+            try:
+                from model.style import load_style
+
+                if fingerprint is None:
+                    raise ValueError("load a model first: a style belongs to one model")
+                style = load_style(path)
+                style.check_model(None, fingerprint)
+            except Exception as exc:  # one line for the status bar, never a crash
+                if not self._closed:
+                    safe_emit(self.styleFailed, one_line(exc))
+                return
+            if not self._closed:
+                safe_emit(self._styleReady, style, str(path), generation)
+
+        threading.Thread(target=work, name="copilot-style-load", daemon=True).start()
+
+    def blend_styles(self, path_a: str, path_b: str, amount: float) -> None:
+        """Use the blend ``(1 - amount) x A + amount x B`` of two styles of the loaded
+        model (``Style.blend``), loaded and checked on a worker thread like ``load_style``."""
+        self._style_generation += 1
+        generation = self._style_generation
+        fingerprint = self.model_fingerprint
+
+        def work() -> None:
+            try:
+                from model.style import load_style
+
+                if fingerprint is None:
+                    raise ValueError("load a model first: a style belongs to one model")
+                a, b = load_style(path_a), load_style(path_b)
+                a.check_model(None, fingerprint)
+                b.check_model(None, fingerprint)
+                blended = a.blend(b, amount)
+            except Exception as exc:  # one line for the status bar, never a crash
+                if not self._closed:
+                    safe_emit(self.styleFailed, one_line(exc))
+                return
+            if not self._closed:
+                safe_emit(self._styleReady, blended, "", generation)
+
+        threading.Thread(target=work, name="copilot-style-blend", daemon=True).start()
+
+    @Slot(object, str, int)
+    def _on_style_ready(self, style, path: str, generation: int) -> None:
+        if generation != self._style_generation or self._closed:
+            return  # a newer choice won
+        if style is not None and style.base_fingerprint != self.model_fingerprint:
+            self.styleFailed.emit(f"{path}: the model changed while the style loaded; choose it again")
+            return
+        self.engine.set_style(style)
+        self.style_path = path or None  # a blend has no file: no style path, the snapshot names it
+        self._style_fingerprint = style.base_fingerprint if style is not None else None
+        self.styleLoaded.emit(path)
 
     @Slot(str, int)
     def _on_model_failed(self, message: str, generation: int) -> None:

@@ -10,6 +10,11 @@ carries the validation NLL before and after.
 The run writes into a hidden staging folder inside the models folder; only a
 successful run is renamed to its final name (one atomic rename), so a failed
 or cancelled run leaves the existing models exactly as they were.
+
+"What to learn" chooses between a new model (every weight fine-tuned) and a
+style (``train --style``: only the starting state of the base model is
+learned, in about a minute, into a ~300 KB file; trainer/style_tuning.py).
+A style run goes the same way into the styles folder.
 """
 from __future__ import annotations
 
@@ -28,20 +33,27 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, 
                                QSizePolicy, QVBoxLayout, QWidget)
 
 from copilot_app.ui.models import BEST, ModelEntry
-from trainer.defaults import FINE_TUNE_BUDGET_MIN
+from copilot_app.ui.styles import default_styles_dir
+from model.style import STYLE_FILE
+from trainer.defaults import FINE_TUNE_BUDGET_MIN, STYLE_BUDGET_MIN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BUDGET_MIN = FINE_TUNE_BUDGET_MIN  # the trainer's own default, defined once in trainer/defaults.py
 KILL_AFTER_MS = 3000
+# What a run can learn: (kind, label, the trainer's default budget, the file it leaves in its folder).
+KINDS = {
+    "model": ("A new model (every weight; a few minutes, 12.6 MB)", FINE_TUNE_BUDGET_MIN, BEST),
+    "style": ("A style (only the starting state; about a minute, ~300 KB)", STYLE_BUDGET_MIN, STYLE_FILE),
+}
 
 
 def trainer_command(folders: list[str], out: Path, base: Path, budget_min: float,
-                    extra: list[str] | None = None, threads: int | None = None) -> list[str]:
+                    extra: list[str] | None = None, threads: int | None = None, style: bool = False) -> list[str]:
     """Arguments after the Python executable."""
     threads = threads if threads is not None else max(1, (os.cpu_count() or 2) - 1)
     return (["-m", "trainer", "train", "--data", *folders, "--out", str(out), "--base", str(base),
              "--progress", "json", "--time-budget", f"{budget_min:g}", "--threads", str(threads)]
-            + list(extra or []))
+            + (["--style"] if style else []) + list(extra or []))
 
 
 def format_eta(seconds: float | None) -> str:
@@ -137,17 +149,22 @@ class FineTuneDialog(QDialog):
     """Folders, base model, time budget; progress, ETA, loss plot, cancel, result."""
 
     modelCreated = Signal(str)      # path of the new best.safetensors
-    switchRequested = Signal(str)   # the user wants to use it now
+    styleCreated = Signal(str)      # path of the new style.safetensors
+    switchRequested = Signal(str)   # the user wants to use the new model now
+    styleRequested = Signal(str)    # the user wants to use the new style now
     runFailed = Signal(str)
     runCancelled = Signal()
 
     def __init__(self, models_dir: Path, bases: list[ModelEntry], current: Path | None = None,
-                 parent: QWidget | None = None, python: str | None = None) -> None:
+                 parent: QWidget | None = None, python: str | None = None,
+                 styles_dir: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Fine-tune on my pieces")
         self.setModal(False)
         self.resize(640, 620)
         self.models_dir = Path(models_dir)
+        self.styles_dir = Path(styles_dir) if styles_dir is not None else default_styles_dir(self.models_dir)
+        self.run_kind = "model"           # what the last started run learns
         self.python = python or sys.executable
         self.extra_args: list[str] = []   # e.g. ["--steps", "3"] (tests, power users)
         self.threads: int | None = None
@@ -189,6 +206,10 @@ class FineTuneDialog(QDialog):
             if i >= 0:
                 self.base.setCurrentIndex(i)
         form.addRow("Base model:", self.base)
+        self.kind = QComboBox()
+        for kind, (label, _budget, _file) in KINDS.items():
+            self.kind.addItem(label, kind)
+        form.addRow("What to learn:", self.kind)
         self.budget = QDoubleSpinBox()
         self.budget.setRange(0.2, 600.0)
         self.budget.setDecimals(1)
@@ -197,7 +218,8 @@ class FineTuneDialog(QDialog):
         self.budget.setSuffix(" min")
         form.addRow("Time budget:", self.budget)
         self.name = QLineEdit(time.strftime("my-pieces-%Y%m%d-%H%M"))
-        form.addRow("New model name:", self.name)
+        self.name_label = QLabel("New model name:")
+        form.addRow(self.name_label, self.name)
         layout.addLayout(form)
 
         self.progress = QProgressBar()
@@ -237,6 +259,8 @@ class FineTuneDialog(QDialog):
                 (self.add_button, "Add a folder of your .mid files"),
                 (self.remove_button, "Take the selected folder off the list"),
                 (self.base, "The model to start from: the new one learns your style on top of it"),
+                (self.kind, "A new model rewrites every weight; a style learns only the state the model "
+                            "starts from (the Style menu switches styles live, the model stays)"),
                 (self.budget, "The longest the training may run; it stops earlier when it stops improving"),
                 (self.name, "The new model's name in the Model menu (and its file in the models folder)"),
                 (self.progress, "Time left against the budget, or steps when they end the run first"),
@@ -248,12 +272,28 @@ class FineTuneDialog(QDialog):
                 (self.close_button, "Close this window (a running training is cancelled)")):
             widget.setToolTip(tip)
 
+        self.kind.currentIndexChanged.connect(lambda _i: self._kind_changed())
         self.add_button.clicked.connect(self._choose_folder)
         self.remove_button.clicked.connect(lambda: self.folders.takeItem(self.folders.currentRow()))
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.switch_button.clicked.connect(self._switch)
         self.close_button.clicked.connect(self.close)
+
+    def selected_kind(self) -> str:
+        return self.kind.currentData()
+
+    def set_kind(self, kind: str) -> None:
+        """Learn a new model ("model") or a style ("style"); the budget takes that kind's default."""
+        self.kind.setCurrentIndex(self.kind.findData(kind))
+        self._kind_changed()
+
+    def _kind_changed(self) -> None:
+        _label, budget, _file = KINDS[self.selected_kind()]
+        self.budget.setValue(budget)
+        style = self.selected_kind() == "style"
+        self.name_label.setText("New style name:" if style else "New model name:")
+        self.start_button.setText("Learn the style" if style else "Start")
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of your .mid files")
@@ -283,6 +323,8 @@ class FineTuneDialog(QDialog):
         folders = self.folder_list()
         base = self.base.currentData()
         name = self.name.text().strip()
+        kind = self.selected_kind()
+        dest_dir = self.styles_dir if kind == "style" else self.models_dir
         problem = None
         if not folders:
             problem = "Add at least one folder of .mid files."
@@ -290,17 +332,18 @@ class FineTuneDialog(QDialog):
             problem = "Choose a base model (the Model menu lists them)."
         elif not name or name.startswith(".") or any(c in name for c in "/\\:"):
             problem = "Give the new model a plain name (no slashes, not starting with a dot)."
-        elif (self.models_dir / name).exists():
-            problem = f"A model named {name!r} already exists; choose another name."
+        elif (dest_dir / name).exists():
+            problem = f"A {kind} named {name!r} already exists; choose another name."
         if problem:
             self._fail(problem, started=False)
             return False
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        self.final_dir = self.models_dir / name
-        self.staging = self.models_dir / f".training-{name}"
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        self.run_kind = kind
+        self.final_dir = dest_dir / name
+        self.staging = dest_dir / f".training-{name}"
         shutil.rmtree(self.staging, ignore_errors=True)
         args = trainer_command(folders, self.staging, Path(base), self.budget.value(), self.extra_args,
-                               self.threads)
+                               self.threads, style=kind == "style")
         self.state, self.summary, self.error, self.new_model = "running", None, None, None
         self._cancelled = False
         self._stdout_buf, self._stderr_tail = b"", []
@@ -345,7 +388,7 @@ class FineTuneDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for w in (self.add_button, self.remove_button, self.base, self.budget, self.name, self.folders):
+        for w in (self.add_button, self.remove_button, self.base, self.kind, self.budget, self.name, self.folders):
             w.setEnabled(not running)
 
     def _read_stdout(self) -> None:
@@ -431,7 +474,7 @@ class FineTuneDialog(QDialog):
             self._set_running(False)
             self.runCancelled.emit()
             return
-        best = self.staging / BEST if self.staging else None
+        best = self.staging / KINDS[self.run_kind][2] if self.staging else None
         if code != 0 or status != QProcess.ExitStatus.NormalExit or best is None or not best.is_file():
             self._cleanup_staging()
             self._fail(self._error_text(code))
@@ -442,15 +485,16 @@ class FineTuneDialog(QDialog):
             self._cleanup_staging()
             self._fail(f"could not store the new model: {exc}")
             return
-        self.new_model = self.final_dir / BEST
+        self.new_model = self.final_dir / KINDS[self.run_kind][2]
         self.state = "done"
         self.progress.setValue(1000)
         self.progress.setFormat("done")
         self.eta.setText("ETA 0:00")
         self.result.setText(self._result_text())
+        self.switch_button.setText("Use the new style" if self.run_kind == "style" else "Use the new model")
         self.switch_button.setVisible(True)
         self._set_running(False)
-        self.modelCreated.emit(str(self.new_model))
+        (self.styleCreated if self.run_kind == "style" else self.modelCreated).emit(str(self.new_model))
 
     def _result_text(self) -> str:
         s = self.summary or {}
@@ -459,8 +503,9 @@ class FineTuneDialog(QDialog):
                  f"stopped by {s.get('stopped', '?')}, {s.get('wall_s', '?')} s)."]
         if before is not None and after is not None:
             better = "better" if after < before else "not better"
+            with_what = " with the style" if self.run_kind == "style" else ""
             parts.append(f"Validation NLL on your held-out pieces: {before:.3f} → {after:.3f} nats/token"
-                         f" ({better}; best {best:.3f}).")
+                         f"{with_what} ({better}; best {best:.3f}).")
         elif after is not None:
             parts.append(f"Validation NLL: {after:.3f} nats/token.")
         return " ".join(parts)
@@ -505,7 +550,7 @@ class FineTuneDialog(QDialog):
 
     def _switch(self) -> None:
         if self.new_model is not None:
-            self.switchRequested.emit(str(self.new_model))
+            (self.styleRequested if self.run_kind == "style" else self.switchRequested).emit(str(self.new_model))
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.cancel()  # closing the dialog never leaves a trainer running

@@ -13,6 +13,7 @@ takes_panel.py             the takes list: audition, accept, discard, drag
 musical_typing.py          the computer keyboard as a piano
 piano_keyboard.py          the on-screen keys
 model_menu.py              the Model menu and the fine-tune dialog
+style_menu.py              the Style menu (learned starting states; the dialog learns them)
 settings_store.py          every QSettings key, typed, with its default
 engine_bridge.py           commands to the engine, snapshots back
 =========================  ==================================================
@@ -50,7 +51,10 @@ from copilot_app.ui.messages import one_line
 from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
 from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
-from copilot_app.ui.models import all_models, default_models_dir, display_name
+from copilot_app.ui.style_menu import NO_STYLE, StyleMenu
+from copilot_app.ui.style_blend import StyleBlendDialog
+from copilot_app.ui.styles import default_styles_dir
+from copilot_app.ui.models import all_models, default_models_dir, display_name, same_path
 from copilot_app.ui.musical_typing import TypingRow
 from copilot_app.ui.piano_keyboard import PianoKeyboard
 from copilot_app.ui.piano_roll import PianoRoll
@@ -128,6 +132,8 @@ class MainWindow(QMainWindow):
         self.device = device
         self.last_error: str | None = None
         self.loading = False  # a model is being loaded on a worker thread
+        self._style_restored = False  # the saved style is asked for once, when the first model is in
+        self.blend_dialog: StyleBlendDialog | None = None
         self._open_saved_after_listing = open_ports  # saved ports open once the ports are listed
 
         self._build_parts()
@@ -139,6 +145,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._resume_session()
         self.model_menu.rebuild()
+        self.style_menu.rebuild()
 
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
@@ -228,6 +235,8 @@ class MainWindow(QMainWindow):
             play.addAction(a)
         self.model_menu = ModelMenu(self.menuBar().addMenu("&Model"), self, self.models_dir,
                                     lambda: self.bridge.model_path, extra_model)
+        self.style_menu = StyleMenu(self.menuBar().addMenu("&Style"), self, default_styles_dir(self.models_dir),
+                                    lambda: self.bridge.style_path, lambda: self.bridge.model_fingerprint)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("&Keyboard shortcuts", self)
         shortcuts.triggered.connect(self._show_shortcuts)
@@ -336,6 +345,14 @@ class MainWindow(QMainWindow):
 
         self.model_menu.switchRequested.connect(self.switch_model)
         self.model_menu.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.model_menu.styleCreated.connect(lambda _p: self.style_menu.rebuild())
+        self.model_menu.styleRequested.connect(self.switch_style)
+        self.style_menu.styleRequested.connect(self.switch_style)
+        self.style_menu.learnRequested.connect(lambda: self.model_menu.open_finetune("style"))
+        self.style_menu.blendRequested.connect(self.open_style_blend)
+        self.style_menu.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.bridge.styleLoaded.connect(self._on_style_loaded)
+        self.bridge.styleFailed.connect(lambda m: self.show_error(f"Could not use the style: {m}"))
 
     # -- settings -------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -445,6 +462,33 @@ class MainWindow(QMainWindow):
         self.loading = True
         self.bridge.load_model(path, self.device)
 
+    def switch_style(self, path: str) -> None:
+        """Answer in another style (NO_STYLE: none) from the next answer on; the model stays."""
+        self.bridge.load_style(path if path != NO_STYLE else None)
+
+    def _on_style_loaded(self, path: str) -> None:
+        self.store.put(Keys.STYLE_PATH, path)  # "" for none or a blend: neither comes back next run
+        self.style_menu.rebuild()
+
+    def open_style_blend(self) -> StyleBlendDialog:
+        """Style > Blend two styles…: a slider between two styles of the loaded model."""
+        if self.blend_dialog is None:
+            self.blend_dialog = StyleBlendDialog(self)
+            self.blend_dialog.blendRequested.connect(self.bridge.blend_styles)
+        fingerprint = self.bridge.model_fingerprint
+        self.blend_dialog.set_styles([e for e in self.style_menu.entries() if e.base_fingerprint == fingerprint])
+        self.blend_dialog.show()
+        self.blend_dialog.raise_()
+        return self.blend_dialog
+
+    def _restore_style(self) -> None:
+        """The style of the last run, once the first model is in, if it was learned for that model."""
+        self._style_restored = True
+        saved = self.store.get(Keys.STYLE_PATH)
+        entry = next((e for e in self.style_menu.entries() if saved and same_path(e.path, Path(saved))), None)
+        if entry is not None and entry.base_fingerprint == self.bridge.model_fingerprint:
+            self.switch_style(str(entry.path))
+
     def _on_model_loading(self, path: str) -> None:
         self.engine_status.setText("Engine: loading…")
         self.statusBar().showMessage(f"Loading model {Path(path).name}…")
@@ -463,6 +507,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Model {name} ready on {label}", 5000)
         self.store.put(Keys.MODEL_PATH, path)
         self.model_menu.rebuild()
+        self.style_menu.rebuild()  # styles of another model are disabled
+        if not self._style_restored:
+            self._restore_style()
 
     # -- what the engine reports ------------------------------------------------------
     def _on_input(self, note) -> None:
@@ -486,6 +533,8 @@ class MainWindow(QMainWindow):
             if n:
                 name = self.session_path.name if self.session_path is not None else "not saved"
                 self.statusBar().showMessage(f"Session: {n} take{'s' if n != 1 else ''} ({name})", 6000)
+        if event.kind == "style":
+            self.statusBar().showMessage(f"Style: {snap.style}" if snap.style else "No style", 5000)
         if event.kind == "undo" and event.take is not None:
             self.takes.restore_take(event.take)
             self.statusBar().showMessage(f"Take {event.take} is back", 4000)

@@ -23,6 +23,8 @@ class ModelMenu(QObject):
     """The menu and the fine-tune dialog it opens (see module docstring)."""
 
     switchRequested = Signal(str)   # path of the model to load
+    styleCreated = Signal(str)      # path of a style the fine-tune dialog learned
+    styleRequested = Signal(str)    # the user wants to use that style now
     message = Signal(str)           # for the status bar
 
     def __init__(self, menu: QMenu, window: QWidget, models_dir: Path, current: Callable[[], str | None],
@@ -89,7 +91,8 @@ class ModelMenu(QObject):
             return False
         return True
 
-    def open_finetune(self) -> FineTuneDialog:
+    def open_finetune(self, kind: str | None = None) -> FineTuneDialog:
+        """The dialog; ``kind`` ("model" or "style") sets what it learns unless a run is going."""
         if self.finetune_dialog is None:
             current = self._current()
             dialog = FineTuneDialog(self.models_dir, self.entries(), Path(current) if current else None,
@@ -97,7 +100,11 @@ class ModelMenu(QObject):
             dialog.modelCreated.connect(self._model_created)
             dialog.switchRequested.connect(self.switchRequested.emit)
             dialog.runFailed.connect(self.message.emit)
+            dialog.styleCreated.connect(self._style_created)
+            dialog.styleRequested.connect(self.styleRequested.emit)
             self.finetune_dialog = dialog
+        if kind is not None and self.finetune_dialog.state != "running":
+            self.finetune_dialog.set_kind(kind)
         self.finetune_dialog.show()
         self.finetune_dialog.raise_()
         return self.finetune_dialog
@@ -107,6 +114,10 @@ class ModelMenu(QObject):
         if self.finetune_dialog is not None:
             self.finetune_dialog.add_bases(self.entries())
         self.message.emit(f"New model ready: {Path(path).parent.name} (Model menu)")
+
+    def _style_created(self, path: str) -> None:
+        self.styleCreated.emit(path)
+        self.message.emit(f"New style ready: {Path(path).parent.name} (Style menu)")
 
     def close(self) -> None:
         if self.finetune_dialog is not None:

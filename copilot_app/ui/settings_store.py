@@ -80,6 +80,7 @@ class Keys:
     THRU_BUILTIN = Key("ports/thru_builtin", True)    # MIDI thru to the built-in piano
     THRU_EXTERNAL = Key("ports/thru_external", False)  # MIDI thru to any other output
     MODEL_PATH = Key("model/path", "")
+    STYLE_PATH = Key("model/style", "")  # "" = no style
     OPEN_DIR = Key("files/open_dir", "")  # the folder File > Open phrase… showed last
 
 
