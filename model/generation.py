@@ -169,6 +169,7 @@ def generate(
     tokens_out: list[list[int]] | None = None,
     steer: Steer | None = None,
     bars_out: list[dict[int, int]] | None = None,
+    forks_out: list[dict[int, Fork]] | None = None,
 ) -> list[list[DecodedNote]]:
     """Sample ``k`` continuations; returns each row's notes with start < end_tick.
 
@@ -179,13 +180,18 @@ def generate(
     reads bar lengths and the grammar off them). ``steer``: the composer's
     controls for this take. ``bars_out``, when given, receives for each row
     its bar lines strictly inside the take: tick -> how many of the row's
-    tokens lead there (the Bar included), where it can be sampled again.
+    tokens lead there (the Bar included), where it can be sampled again;
+    ``forks_out`` a copy of the row's state at those bar lines, taken only
+    once row 0's first note is out (a copy is ~50 us: never in the time to
+    the first note). A bar line without one is rebuilt from the ids.
     """
     rows = [context.fork() for _ in range(k)]
     if tokens_out is not None:
         tokens_out[:] = [[] for _ in range(k)]
     if bars_out is not None:
         bars_out[:] = [{} for _ in range(k)]
+    if forks_out is not None:
+        forks_out[:] = [{} for _ in range(k)]
     notes: list[list[DecodedNote]] = [[] for _ in range(k)]
     counts = [0] * k  # tokens each row has taken
     done = [row_finished(r, end_tick) for r in rows]
@@ -228,14 +234,16 @@ def generate(
                 assert bias is not None
                 logits_k = logits_k + torch.from_numpy(bias).to(logits_k.device)
             tokens = sample(logits_k, params, generator=generator, mask=torch.from_numpy(mask))
+        crossed = []  # rows that just took a Bar inside the take
         for i, row in enumerate(rows):
             if done[i]:
                 continue
             note = row.update(int(tokens[i]))
             counts[i] += 1
-            if (bars_out is not None and int(tokens[i]) == bar_id
-                    and start_tick < row.bar_start_tick < end_tick):
-                bars_out[i][row.bar_start_tick] = counts[i]
+            if int(tokens[i]) == bar_id and start_tick < row.bar_start_tick < end_tick:
+                if bars_out is not None:
+                    bars_out[i][row.bar_start_tick] = counts[i]
+                crossed.append(i)
             if tokens_out is not None:
                 tokens_out[i].append(int(tokens[i]))
             if row_finished(row, end_tick):
@@ -247,4 +255,8 @@ def generate(
         if all(done):
             break
         logits_k, state_k = model.step(tokens, state_k, inplace=True)
+        if forks_out is not None and crossed and (notes[0] or on_note is None):
+            for i in crossed:
+                forks_out[i][rows[i].bar_start_tick] = Fork(state_k.select([i]), logits_k[i].clone(),
+                                                            rows[i].fork())
     return notes

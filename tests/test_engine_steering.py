@@ -157,3 +157,18 @@ def test_more_like_this_follows_the_variation_asked_for(tiny_model):
         [[(n.start, n.pitch) for n in v] for v in new.variations]
     with pytest.raises(ValueError, match="no variation 4"):
         session.more_like_this(take, variation=3, now=clock.now())
+
+
+def test_a_bar_lines_copied_state_and_its_replay_from_the_ids_agree(tiny_model):
+    session, take, clock = answered(tiny_model)
+    forks = session.forks.get(take.number, session.runner.model)
+    checked = 0
+    for v, copies in enumerate(forks.states):
+        for tick, copied in copies.items():
+            replayed = forks.replay(v, forks.bars[v][tick])
+            for a, b in ((copied.state.wkv, replayed.state.wkv), (copied.state.att_x, replayed.state.att_x),
+                         (copied.logits, replayed.logits)):
+                torch.testing.assert_close(a, b, atol=2e-4, rtol=1e-3)
+            assert replayed.track.bar_start_tick == copied.track.bar_start_tick == tick
+            checked += 1
+    assert checked >= 3  # every row of a 4-bar take crosses bar lines after its first note

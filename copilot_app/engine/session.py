@@ -118,6 +118,7 @@ class _Prepared:
     variations: list[list[DecodedNote]]
     initial: Fork                     # the context's state it was sampled from
     bars: list[dict[int, int]]        # per row: bar-line tick -> ids up to it
+    states: list[dict[int, Fork]]     # per row: bar-line tick -> the state there
     tokens: list[list[int]]
 
 
@@ -529,14 +530,15 @@ class LiveSession:
         inputs = self.input_counter()
         self.cancel_take.clear()
         bars: list[dict[int, int]] = []
+        states: list[dict[int, Fork]] = []
         tokens: list[list[int]] = []
         variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                               self.track, *window, max(1, s.variations), s.sampling(), seed=s.seed,
                               should_stop=lambda: self.input_counter() != inputs or self.cancel_take.is_set(),
-                              steer=self._steer(), bars_out=bars, tokens_out=tokens)
+                              steer=self._steer(), bars_out=bars, forks_out=states, tokens_out=tokens)
         if self.input_counter() == inputs and not self.cancel_take.is_set():
             self._prepared = _Prepared(self._context_version, window, s, variations, self._context_fork(),
-                                       bars, tokens)
+                                       bars, states, tokens)
 
     def _context_fork(self) -> Fork:
         """A copy of the context's state (what a take was sampled from)."""
@@ -688,15 +690,15 @@ class LiveSession:
             self.player.schedule(self._planned(n, loud(n), origin_q) for n in variations[0])
             if variations[0]:
                 first_note.append(time.perf_counter() - t0)
-            initial, bars, tokens = prepared.initial, prepared.bars, prepared.tokens
+            initial, bars, states, tokens = prepared.initial, prepared.bars, prepared.states, prepared.tokens
         else:
             assert self.runner.logits is not None
-            bars, tokens = [], []
+            bars, states, tokens = [], [], []
             variations = generate(self.runner.model, self.runner.state, self.runner.logits[0],
                                   self.track, *window, max(1, s.variations),
                                   s.sampling(), seed=s.seed, on_note=play,
                                   should_stop=self.cancel_take.is_set,
-                                  steer=self._steer(), bars_out=bars, tokens_out=tokens)
+                                  steer=self._steer(), bars_out=bars, forks_out=states, tokens_out=tokens)
             initial = self._context_fork()  # after the first note: the state is not changed by sampling
         take = self.record_take(start_tick / TICKS_PER_QUARTER,
                                 [[n._replace(start=n.start + origin_ticks, velocity=loud(n)) for n in row]
@@ -705,7 +707,8 @@ class LiveSession:
                                 first_note_latency_s=first_note[0] if first_note else None,
                                 prepared=prepared is not None and variations is prepared.variations)
         self._new_notes_since_take = False
-        self.forks.put(take.number, TakeForks(self.runner.model, *window, origin_ticks, initial, bars, tokens, loud))
+        self.forks.put(take.number, TakeForks(self.runner.model, *window, origin_ticks, initial, bars, states, tokens,
+                                              loud))
         log.info("take %d: %s notes in %d variation(s)%s", take.number,
                  [len(v) for v in variations], len(variations), " (prepared)" if take.prepared else "")
         return take
@@ -802,7 +805,7 @@ class LiveSession:
         tick, count, fork = forks.fork_at(v, bar)
         kept = [n for n in target.notes(v) if n.start < forks.heard_tick(tick)]
         return self._sample_again(target, forks, fork, tick, kept, f"take {target.number} variation {v + 1} "
-                                  f"from bar {bar}", lambda rows, ids: forks.regenerated(v, tick, count, rows, ids),
+                                  f"from bar {bar}", lambda rows, copies, ids: forks.regenerated(v, tick, count, rows, copies, ids),
                                   now, t0)
 
     def more_like_this(self, take: Take | int | None = None, variation: int | None = None,
@@ -821,7 +824,8 @@ class LiveSession:
         t0 = time.perf_counter()
         frame = forks.following(variation)
         return self._sample_again(target, frame, frame.initial, frame.start, [], f"more like take {target.number}",
-                                  lambda rows, ids: replace(frame, bars=rows, tokens=ids), now, t0)
+                                  lambda rows, copies, ids: replace(frame, bars=rows, states=copies, tokens=ids),
+                                  now, t0)
 
     def _forked(self, take: Take | int | None) -> tuple[Take, TakeForks]:
         target = self.library.find(take)
@@ -832,7 +836,7 @@ class LiveSession:
         return target, self.forks.get(target.number, self.runner.model)
 
     def _sample_again(self, target: Take, frame: TakeForks, fork: Fork, tick: int, kept: list[DecodedNote],
-                      label: str, forks_of: Callable[[list, list], TakeForks], now: float | None,
+                      label: str, forks_of: Callable[[list, list, list], TakeForks], now: float | None,
                       t0: float) -> Take:
         """Sample ``frame``'s bars from ``tick`` on (state ``fork``), after the
         ``kept`` notes, as a new take in ``target``'s place; audition it.
@@ -841,13 +845,14 @@ class LiveSession:
         s = self.settings
         first_note: list[float] = []
         rows_bars: list[dict[int, int]] = []
+        rows_states: list[dict[int, Fork]] = []
         ids: list[list[int]] = []
         steer = s.steering().resolve(target.context) if target.context else self._steer()
         self.cancel_take.clear()
         rows = generate(self.runner.model, fork.state, fork.logits, fork.track, tick, frame.end,
                         max(1, s.variations), s.sampling(), seed=s.seed, should_stop=self.cancel_take.is_set,
                         steer=steer, on_note=lambda _n: first_note or first_note.append(time.perf_counter() - t0),
-                        bars_out=rows_bars, tokens_out=ids)
+                        bars_out=rows_bars, forks_out=rows_states, tokens_out=ids)
         heard = [[n._replace(start=frame.heard_tick(n.start)) for n in row] for row in rows]
         variations = [kept + [n._replace(velocity=frame.loud(n._replace(start=n.start - frame.origin_ticks)))
                               for n in row] for row in heard]
@@ -856,7 +861,7 @@ class LiveSession:
                                     meter=target.meter, model=self.model_name, timeline=target.timeline,
                                     context=target.context, first_note_latency_s=first_note[0] if first_note else None,
                                     derived_from=label)
-        self.forks.put(new.number, forks_of(rows_bars, ids))
+        self.forks.put(new.number, forks_of(rows_bars, rows_states, ids))
         log.info("take %d (%s): %s notes", new.number, label, [len(v) for v in variations])
         self.audition(0, now, new)
         return new

@@ -3,13 +3,14 @@
 "Regenerate from bar N" keeps a variation's first N-1 bars and samples the
 rest again; "more like this" samples new variations from the state after a
 whole variation. Both need the recurrent state a row had at a point inside
-the take. ``TakeForks`` keeps what rebuilds it exactly: the context's state
-before the take (``initial``), every row's sampled ids, and where each row's
-bar lines fall among them (``generate(bars_out=...)``). The state at a bar
-line is the row's ids up to it replayed from ``initial`` in one parallel
-pass: a few ms when asked for, and nothing while a take is sampled (copying
-states at every bar line would sit in the time to the first note when the
-answer starts after a bar line). The last ``FORK_TAKES`` takes keep theirs;
+the take. ``TakeForks`` keeps the context's state before the take
+(``initial``), every row's sampled ids, where each row's bar lines fall
+among them (``generate(bars_out=...)``) and a copy of the state at those bar
+lines (``generate(forks_out=...)``): starting from a copy costs nothing. A
+bar line crossed before the answer's first note was out has no copy (it
+would have delayed that note); its state, and the state after a whole
+variation, are the row's ids replayed from ``initial`` in one parallel pass
+(~0.3 ms a token on one CPU thread). The last ``FORK_TAKES`` takes keep theirs;
 older takes, takes of another model and takes restored from a session file
 have none (one line says so).
 """
@@ -24,7 +25,7 @@ import torch
 from model.generation import Fork
 from model.tokens.streaming import DecodedNote
 
-FORK_TAKES = 8  # each keeps one state (~0.3 MB for the default model) and its ids
+FORK_TAKES = 8  # each keeps a state per row and bar line (~0.3 MB each for the default model)
 
 
 class NoForkError(ValueError):
@@ -41,6 +42,7 @@ class TakeForks:
     origin_ticks: int                 # encoder tick 0 in session ticks
     initial: Fork                     # the context before the take
     bars: list[dict[int, int]]        # per variation: bar-line tick -> its ids up to there
+    states: list[dict[int, Fork]]     # per variation: bar-line tick -> the state there (where copied)
     tokens: list[list[int]]           # per variation: its sampled ids
     loud: Callable[[DecodedNote], int]  # the take's dynamics (velocity of a new note)
     # Where its notes are heard relative to where they were sampled: "more
@@ -58,7 +60,8 @@ class TakeForks:
             return self.start, 0, self.replay(variation, 0)
         tick = ticks[bar - 2]
         count = self.bars[variation][tick]
-        return tick, count, self.replay(variation, count)
+        copied = self.states[variation].get(tick) if variation < len(self.states) else None
+        return tick, count, copied if copied is not None else self.replay(variation, count)
 
     def after(self, variation: int) -> Fork:
         """The state after the whole variation."""
@@ -79,13 +82,16 @@ class TakeForks:
         return Fork(state, logits[0], track)
 
     def regenerated(self, variation: int, tick: int, kept: int, new_bars: list[dict[int, int]],
-                    new_tokens: list[list[int]]) -> "TakeForks":
+                    new_states: list[dict[int, Fork]], new_tokens: list[list[int]]) -> "TakeForks":
         """The record of a take made by sampling again after the first ``kept``
-        ids of a variation (from ``tick``): those ids and bar lines, then each
-        new row's own."""
+        ids of a variation (from ``tick``): those ids, bar lines and states,
+        then each new row's own."""
         prefix = self.tokens[variation][:kept]
         old = {t: c for t, c in self.bars[variation].items() if t <= tick}
+        copied = self.states[variation] if variation < len(self.states) else {}
+        old_states = {t: f for t, f in copied.items() if t <= tick}
         return replace(self, bars=[{**old, **{t: c + kept for t, c in new.items()}} for new in new_bars],
+                       states=[{**old_states, **new} for new in new_states],
                        tokens=[prefix + t for t in new_tokens])
 
     def following(self, variation: int) -> "TakeForks":
@@ -93,7 +99,7 @@ class TakeForks:
         the variation (from its end state), heard in the take's place."""
         span = self.end - self.start
         return replace(self, start=self.end, end=self.end + span, initial=self.after(variation),
-                       bars=[], tokens=[], shift=self.shift - span)
+                       bars=[], states=[], tokens=[], shift=self.shift - span)
 
     def heard_tick(self, tick: int) -> int:
         """A tick of this frame on the session's timeline (where it is heard)."""
