@@ -172,3 +172,20 @@ def test_a_bar_lines_copied_state_and_its_replay_from_the_ids_agree(tiny_model):
             assert replayed.track.bar_start_tick == copied.track.bar_start_tick == tick
             checked += 1
     assert checked >= 3  # every row of a 4-bar take crosses bar lines after its first note
+
+
+def test_the_end_of_a_variation_is_replayed_from_its_last_copied_bar_line(tiny_model):
+    session, take, clock = answered(tiny_model)
+    forks = session.forks.get(take.number, session.runner.model)
+    v = 0
+    last = max(forks.states[v], key=lambda t: forks.bars[v][t])
+    calls = []
+    real = forks.model.prefill
+    forks.model.prefill = lambda ids, state: calls.append(ids.shape[1]) or real(ids, state)
+    try:
+        after = forks.after(v)
+    finally:
+        del forks.model.prefill
+    assert calls == [len(forks.tokens[v]) - forks.bars[v][last]]  # only the ids after the last copy
+    full = forks.model.prefill(torch.tensor([forks.tokens[v]]), forks.initial.state)
+    torch.testing.assert_close(after.logits, full[0][0], atol=2e-4, rtol=1e-3)
