@@ -216,6 +216,7 @@ class LiveSession:
         self._timeline = 0
         # The context's notes as they became final, in session ticks (for rebuilding it).
         self._context_notes: deque[DecodedNote] = deque(maxlen=RECENT_NOTES)
+        self._notes_heard = 0  # notes that entered the context so far: what steering was resolved against
         self._start_context(self.quarters_at(self.clock.now()))
         self._start_played_phrase()
         self.store: SessionStore | None = None  # where the session is saved (session_store.py)
@@ -249,8 +250,8 @@ class LiveSession:
 
     def _steer(self, before_tick: int | None = None) -> Steer:
         """The controls against the last bars heard; kept while neither changes
-        (a trigger right after the silence one finalised the phrase asks again)."""
-        key = (self._context_version, before_tick, self.settings.steering())
+        (a trigger flushes the phrase's last tokens, rarely a new note)."""
+        key = (self._notes_heard, before_tick, self.settings.steering())
         if self._steer_cache is None or self._steer_cache[0] != key:
             self._steer_cache = (key, key[2].resolve(self._recent_notes(before_tick)))
         return self._steer_cache[1]
@@ -285,6 +286,7 @@ class LiveSession:
         self._origin_q = origin_q
         self._answer_floor_q = float("-inf")
         self._context_notes.clear()
+        self._notes_heard += 1  # a new context: what was heard changed even without a new note
         self._held.clear()
         self._pedal_down = False
         self._last_activity = None
@@ -618,6 +620,7 @@ class LiveSession:
             note = self.track.update(token)
             if note is not None:
                 self._context_notes.append(note._replace(start=note.start + origin_ticks))
+                self._notes_heard += 1
         if self.runner is not None:
             (self.runner.prefill if block else self.runner.feed)(ids)
         self.stats.tokens_in += len(ids)
