@@ -217,6 +217,8 @@ def steering_table(r: dict) -> str:
     live = (f"Live, {r['live']['context_tokens']} tokens heard, one thread, median time to the first note: "
             f"controls off {_ms(t['off'])}, all on {_ms(t['on'])} ({r['live']['controls_cost']:+.0%}); "
             f"regenerate from bar 2 {_ms(t['regenerate from bar 2'])}, more like this {_ms(t['more like this'])}.")
+    worst = max(m["wrong_length_bars"] for s in r["sources"].values() for m in s["settings"].values())
+    sweeps.append(f"bars of the wrong length under any setting: {worst:.3f}")
     return ("\n".join(lines) + "\n\n" + "; ".join(sweeps) + ".\n\n" + live
             + f"\n\n({r['cases_per_source']} held-out cuts per source, 2 bars each, model `{r['model']}`, "
             f"measured {r['date']}; JSON in bench/results/)")

@@ -10,7 +10,9 @@
      bars (chord-tone ratio, in-key, density ratio, pitch-class similarity);
    - a register narrower than the phrase (its middle octave): share inside;
    - density and texture at -1, -0.5, 0, +0.5, +1: notes per bar and notes
-     per onset (monotonic? the ratio between the ends).
+     per onset (monotonic? the ratio between the ends);
+   and for every setting the share of bars of the wrong length (the grammar
+   replays every answer token: a broken bar line or token order would raise).
 2. Time to first note of an explicit trigger in the live session (the
    bundled model, one thread, 4096 tokens heard) with every control off and
    with all on (auto key, a fixed register, density and texture +0.5),
@@ -79,9 +81,12 @@ def answers(model, data, n_cases: int, seed: int) -> dict[str, dict]:
                 steer = Steer.build(None, (mid - 6, mid + 6))
             else:
                 steer = steering.resolve(track.decoder.notes)
-            (row,) = generate(model, state, logits, track, start, end, 1, params, seed=seed + n, steer=steer)
+            tokens: list[list[int]] = []
+            (row,) = generate(model, state, logits, track, start, end, 1, params, seed=seed + n, steer=steer,
+                              tokens_out=tokens)
             gen = [(x.start + origin, x.pitch) for x in row]
-            m = continuation_metrics(gen, [(x.start + origin, x.pitch) for x in truth], key, notes.get("chords"))
+            m = continuation_metrics(gen, [(x.start + origin, x.pitch) for x in truth], key, notes.get("chords"),
+                                     wrong_bars(track, tokens[0], end), COMPLETION_BARS)
             m["allowed"] = float(np.mean([steer.allows(q) for _, q in gen])) if gen else float("nan")
             m["notes_per_bar"] = len(gen) / COMPLETION_BARS
             rows[name].append(m)
@@ -89,9 +94,23 @@ def answers(model, data, n_cases: int, seed: int) -> dict[str, dict]:
     for name, r in rows.items():
         a = aggregate(r, [], [])
         out[name] = {k: a[k] for k in ("allowed", "notes_per_bar", "notes_per_onset", "chord_tone", "in_key",
-                                       "density_ratio", "pitch_class_similarity", "near_silent")}
+                                       "density_ratio", "pitch_class_similarity", "near_silent",
+                                       "wrong_length_bars")}
         out[name]["cases"] = len(r)
     return out
+
+
+def wrong_bars(track, tokens: list[int], end: int) -> int:
+    """Bars of the wrong length in an answer, as eval counts them: a TimeSig
+    other than the context's, or bars the answer never reached."""
+    out = track.fork()
+    for t in tokens:
+        out.update(t)  # the grammar raises on a token that may not follow
+    v = track.grammar.v
+    wrong = sum(1 for t in tokens if t in v.timesig and t != track.timesig_id)
+    if out.decoder.position_tick < end:
+        wrong += COMPLETION_BARS
+    return min(wrong, COMPLETION_BARS)
 
 
 def sweep(res: dict, control: str, measure: str) -> dict:
@@ -161,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(r: dict) -> str:
     lines = [f"steering ({r['model']}, {r['cases_per_source']} held-out cuts per source, 2 bars each)"]
+    worst = max(m["wrong_length_bars"] for s in r["sources"].values() for m in s["settings"].values())
+    lines.append(f"bars of the wrong length, worst setting: {worst:.3f}")
     for source, s in r["sources"].items():
         st = s["settings"]
         lines += [f"\n{source}", f"  {'setting':<26}{'allowed':>9}{'notes/bar':>11}{'notes/onset':>13}"
