@@ -189,3 +189,32 @@ def test_the_end_of_a_variation_is_replayed_from_its_last_copied_bar_line(tiny_m
     assert calls == [len(forks.tokens[v]) - forks.bars[v][last]]  # only the ids after the last copy
     full = forks.model.prefill(torch.tensor([forks.tokens[v]]), forks.initial.state)
     torch.testing.assert_close(after.logits, full[0][0], atol=2e-4, rtol=1e-3)
+
+
+def test_the_heard_key_follows_the_player_into_a_new_key(tiny_model):
+    from copilot_app.engine.clock import FakeClock, InternalGrid
+    from copilot_app.engine.player import Player
+    from copilot_app.engine.session import LiveSession
+    from tests.test_engine_player import RecordingPort
+
+    clock = FakeClock()
+    session = LiveSession(tiny_model, Player(RecordingPort(), clock), InternalGrid(120.0, origin=0.0), clock,
+                          SessionSettings(seed=1, key="auto", trigger_beats=0))
+    c_major = [60, 62, 64, 65, 67, 69, 71, 72]
+    f_sharp_major = [p + 6 for p in c_major]
+
+    def play_bars(scale, first_bar, bars):
+        events = []
+        for b in range(first_bar, first_bar + bars):
+            for i, pitch in enumerate(scale):
+                t = b * 2.0 + i * 0.25  # eighth notes at 120 BPM: a scale a bar
+                events += [(t, "on", pitch), (t + 0.2, "off", pitch)]
+        play(session, clock, events)
+        session.poll(clock.now() + 0.5)
+
+    play_bars(c_major, 0, 4)
+    assert session.snapshot(SessionEvent("settings")).heard_key == "C major"
+    assert session._steer().key == (0, "major")
+    play_bars(f_sharp_major, 4, 4)  # four bars later only the new key is heard
+    assert session.snapshot(SessionEvent("settings")).heard_key == "F# major"
+    assert session._steer().key == (6, "major")
