@@ -16,6 +16,7 @@ import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Callable
 
 
 class WriteError(OSError):
@@ -163,6 +164,20 @@ def read_regular_file(path: str | os.PathLike, limit: int) -> bytes:
     if len(data) > limit:  # it grew after fstat
         raise ReadRefused(path, f"file is over the {limit // 1024} KiB limit", too_large=True)
     return data
+
+
+def read_file_or_say(path: Path, limit: int, what: str, error: Callable[[Path, str], Exception],
+                     missing: str | None = None) -> bytes:
+    """``read_regular_file``, every refusal turned into ``error(path, one line)``:
+    "<what> not found" (or ``missing``), "unreadable <what> (why)"."""
+    try:
+        return read_regular_file(path, limit)
+    except FileNotFoundError:
+        raise error(path, missing or f"{what} not found") from None
+    except ReadRefused as e:
+        raise error(path, f"unreadable {what} ({e.reason})") from None
+    except OSError as e:
+        raise error(path, f"unreadable {what} ({e.strerror or e})") from None
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from .atomic_io import ReadRefused, atomic_write_bytes, read_regular_file
+from .atomic_io import ReadRefused, atomic_write_bytes, read_file_or_say, read_regular_file
 from .config import RWKVConfig
 from .rwkv7 import RWKV7
 
@@ -241,14 +241,8 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
 
 # -- loading -------------------------------------------------------------------------
 def _read_weights(path: Path) -> bytes:
-    try:
-        return read_regular_file(path, MAX_WEIGHTS_BYTES)
-    except FileNotFoundError:
-        raise CheckpointError(path, f"weights file not found (sidecar: {sidecar_path(path)})") from None
-    except ReadRefused as e:
-        raise CheckpointError(path, f"unreadable weights ({e.reason})") from None
-    except OSError as e:
-        raise CheckpointError(path, f"unreadable weights ({e.strerror or e})") from None
+    return read_file_or_say(path, MAX_WEIGHTS_BYTES, "weights", CheckpointError,
+                            missing=f"weights file not found (sidecar: {sidecar_path(path)})")
 
 
 def _matching_sidecar(path: Path, side: dict[str, Any], blob: bytes) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .atomic_io import ReadRefused, atomic_write_bytes, read_regular_file
+from .atomic_io import atomic_write_bytes, read_file_or_say
 from .checkpoint import CheckpointError, check_config
 from .state import RWKVState
 
@@ -169,14 +169,7 @@ def save_style(path: str | os.PathLike, style: Style, *, data: dict | None = Non
 
 # -- loading ---------------------------------------------------------------------
 def _read(path: Path, limit: int, what: str) -> bytes:
-    try:
-        return read_regular_file(path, limit)
-    except FileNotFoundError:
-        raise StyleError(path, f"{what} not found") from None
-    except ReadRefused as e:
-        raise StyleError(path, f"unreadable {what} ({e.reason})") from None
-    except OSError as e:
-        raise StyleError(path, f"unreadable {what} ({e.strerror or e})") from None
+    return read_file_or_say(path, limit, what, StyleError)
 
 
 def read_style_sidecar(path: str | os.PathLike) -> dict[str, Any]:
