@@ -19,7 +19,6 @@ pytest.importorskip("pytestqt")
 
 import rtmidi  # noqa: E402
 
-from copilot_app.engine import midi_ports  # noqa: E402
 from tests.helpers import wait_port  # noqa: E402
 from tests.test_gui_jack import choose  # noqa: E402
 from tests.test_gui_live import started_window, tiny_model  # noqa: E402,F401  (fixture)

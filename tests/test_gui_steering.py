@@ -9,7 +9,6 @@ come back with an opened session; an engine error is one line in the status bar.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import mido
 import pytest

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import RWKV7, RWKVConfig
+from model import RWKV7
 from model.export_rwkv import export_rwkv_pth
 from tests.helpers import perturbed_model, rel
 
