@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variations", type=int, default=1, metavar="K")
     p.add_argument("--velocity", type=_velocity, default=None, metavar="V",
                    help="play every answer note at velocity V (1-127); default: follow your dynamics")
+    p.add_argument("--session", metavar="FILE",
+                   help="save the session (takes, accepted variations, what was played, settings) to FILE "
+                        "as it changes; an existing FILE is continued: its takes and last bars come back, "
+                        "and the settings are the ones given now")
     p.add_argument("--give-up", type=float, metavar="SECONDS",
                    help="exit (code 4) when the MIDI server or a port stays away this long "
                         "(default: wait for it forever)")

@@ -80,6 +80,11 @@ def run_listen(args: argparse.Namespace) -> int:
                         on_error=lambda m: print(f"composer-copilot: error: {m}", file=sys.stderr))
     if style is not None:
         engine.set_style(style)  # queued: applied before the first note is handled
+    session_file = getattr(args, "session", None)
+    if session_file:
+        # The flags given now are the settings (they are saved with it); the
+        # file's takes, numbers and last bars come back. Queued like the style.
+        engine.use_session(session_file, load=True, apply_settings=False)
     try:
         inp = (midi_ports.PortKeeper("input", args.in_port, engine.midi_callback, api=api) if args.in_port
                else midi_ports.PortKeeper("input", midi_ports.VIRTUAL_IN, engine.midi_callback, api=api,
@@ -95,7 +100,8 @@ def run_listen(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(f"listening on {inp.name} -> {out.name} with {path.name}"
           f"{f' in the style {style.name}' if style else ''}, "
-          f"{args.tempo:g} BPM {args.meter}; Ctrl-C to stop", flush=True)
+          f"{args.tempo:g} BPM {args.meter}{f'; session {session_file}' if session_file else ''}; "
+          "Ctrl-C to stop", flush=True)
     engine.start()
     engine.set_metronome(args.metronome)
     try:
