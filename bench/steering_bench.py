@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,8 +131,6 @@ def live_costs(model, repeats: int) -> dict:
     on = {"key": LIVE_ON.key, "register_low": LIVE_ON.register_low, "register_high": LIVE_ON.register_high,
           "density": LIVE_ON.density, "texture": LIVE_ON.texture}
     times: dict[str, list[float]] = {"off": [], "on": [], "regenerate from bar 2": [], "more like this": []}
-    from dataclasses import replace
-
     for i in range(repeats):
         for name, changes in (("off", {}), ("on", on)) if i % 2 else (("on", on), ("off", {})):
             session.settings = replace(base, seed=i, **changes)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from model.scales import estimate_key, key_name, parse_key, scale_pitch_classes, tonic_of
+from model.scales import estimate_key, parse_key, scale_pitch_classes, tonic_of
 from model.tokens.config import PITCH_RANGE, TICKS_PER_QUARTER
 from model.tokens.grammar import token_roles
 from model.tokens.performance import GridNote, grid_step, ticks_per_beat
@@ -185,10 +185,6 @@ class Steer:
         # it (building it is most of what steering adds to the first note).
         ok = _pitch_mask(key, (int(register[0]), int(register[1])))
         return cls(key, int(register[0]), int(register[1]), float(density), float(texture), ok, pace, chord)
-
-    @property
-    def key_name(self) -> str | None:
-        return None if self.key is None else key_name(*self.key)
 
     @property
     def soft(self) -> bool:

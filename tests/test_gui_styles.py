@@ -14,23 +14,11 @@ from model import load_checkpoint  # noqa: E402
 from model.style import STYLE_FILE, Style, save_style  # noqa: E402
 from copilot_app.ui.style_menu import NO_STYLE  # noqa: E402
 from copilot_app.ui.styles import default_styles_dir  # noqa: E402
-from tests.test_gui_finetune import TINY_RUN  # noqa: E402
+from tests.test_gui_finetune import TINY_RUN, base_model, window  # noqa: E402,F401  (fixtures)
 from tests.test_gui_live import make_tiny_checkpoint, started_window  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
-
-
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("style-base") / "base.safetensors")
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, base_model):
-    w = started_window(qtbot, tmp_path, base_model)
-    yield w
-    w.close()
 
 
 def write_style(model_path: Path, path: Path, seed: int = 0) -> Path:

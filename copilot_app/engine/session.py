@@ -244,10 +244,6 @@ class LiveSession:
                                self.style.name if self.style is not None else None)
 
     # -- steering -------------------------------------------------------------
-    def _heard(self, before_tick: int | None = None) -> list[int]:
-        """The pitches of the last bars heard: what "auto" key and register follow."""
-        return [n.pitch for n in self._recent_notes(before_tick)]
-
     def _steer(self, before_tick: int | None = None) -> Steer:
         """The controls against the last bars heard; kept while neither changes
         (a trigger flushes the phrase's last tokens, rarely a new note)."""
@@ -258,7 +254,7 @@ class LiveSession:
 
     def _heard_key(self) -> str | None:
         """The key the last bars suggest (what "auto" locks to), as "A minor"."""
-        heard = self._heard()
+        heard = [n.pitch for n in self._recent_notes()]
         return key_name(*estimate_key(heard)) if heard else None
 
     # -- context ------------------------------------------------------------
