@@ -242,8 +242,14 @@ def style_table(r: dict) -> str:
              f"| swap of the initial state | {sw['swap_ms']:.3f} ms |",
              f"| re-prime the engine's context from it ({sw['reprime_context_tokens']} tokens) "
              f"| {_ms(sw['reprime_context_ms'])} |",
-             f"| re-prime a 2048-token context | {sw['reprime_2048_ms']:.0f} ms |",
-             "", "| target | measured | met |", "|---|---|---|"]
+             f"| re-prime a 2048-token context | {sw['reprime_2048_ms']:.0f} ms |"]
+    if "ready_switch_ms" in sw:
+        rows += [f"| switch to a style kept ready (the whole context kept) | {sw['ready_switch_ms']:.3f} ms |"]
+        rows += [f"| keeping {rows_} rows ready: catch-up per engine poll ({c['tokens']} tokens) | {c['ms']:.1f} ms |"
+                 for rows_, c in sw["ready_catch_up_by_rows"].items()]
+        rows += [f"| live path per token heard, without / with ready rows | {sw['feed_us_alone']:.0f} / "
+                 f"{sw['feed_us_with_ready']:.0f} us |"]
+    rows += ["", "| target | measured | met |", "|---|---|---|"]
     rows += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in r["targets"]]
     return "\n".join(rows) + (f"\n\n({r['source']}: {r['held_out_pieces']} held-out pieces, "
                               f"{r['held_out_tokens']:,} tokens; NLL in nats/token; "

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,15 @@ class Style:
         return cls(state.att_x[:, 0].detach().float().cpu().clone(), state.wkv[:, 0].detach().float().cpu().clone(),
                    state.ffn_x[:, 0].detach().float().cpu().clone(), model_fingerprint(model),
                    model.cfg.to_dict(), name, None, meta)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the state's fp32 values: the same start, whichever file or
+        blend it came from (computed once per loaded style)."""
+        h = hashlib.sha256()
+        for name in TENSOR_NAMES:
+            h.update(getattr(self, name).detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     @property
     def n_bytes(self) -> int:

@@ -11,7 +11,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from model import load_checkpoint  # noqa: E402
-from model.style import STYLE_FILE, Style, save_style  # noqa: E402
+from model.style import STYLE_FILE, Style, load_style, save_style  # noqa: E402
 from copilot_app.ui.style_menu import NO_STYLE  # noqa: E402
 from copilot_app.ui.styles import default_styles_dir  # noqa: E402
 from tests.test_gui_finetune import TINY_RUN, base_model, window  # noqa: E402,F401  (fixtures)
@@ -43,6 +43,10 @@ def test_the_style_menu_switches_styles_and_disables_another_models(window, qtbo
     window.style_menu.rebuild()
     assert window.style_menu.paths() == [NO_STYLE, str(mine), str(other)]
     assert window.style_menu.enabled_paths() == [NO_STYLE, str(mine)]
+    # The menu's styles for this model (and no style) are kept primed beside the context.
+    ready = lambda: window.bridge.engine.session.runner.ready.keys  # noqa: E731
+    qtbot.waitUntil(lambda: len(ready()) == 2, timeout=10000)
+    assert ready() == ["", load_style(mine).digest]
     with qtbot.waitSignal(window.bridge.styleLoaded, timeout=30000):
         next(a for a in window.style_menu.group.actions() if a.data() == str(mine)).trigger()
     qtbot.waitUntil(lambda: engine_style(window) == "baroque", timeout=10000)

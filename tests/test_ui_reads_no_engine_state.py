@@ -25,7 +25,7 @@ ENGINE_COMMANDS = {"trigger", "open_phrase", "set_model", "audition", "next_vari
                    "accept", "discard", "stop_playback", "set_tempo", "set_grid", "update_settings",
                    "set_metronome", "panic", "publish", "midi_callback", "start", "close", "release_held",
                    "undo_discard", "use_session", "new_session", "regenerate", "more_like_this",
-                   "set_style"}
+                   "set_style", "keep_styles_ready"}
 MUTABLE_ENGINE_OBJECTS = {"LiveSession", "ModelRunner", "SessionModel", "InternalGrid", "MidiClockGrid",
                           "Player", "Metronome", "StreamingEncoder"}
 

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import mido
 import torch
@@ -125,13 +125,19 @@ class LiveEngine:
     def set_style(self, style: Style | None) -> None:
         """Start every context from ``style``'s state (None: no style), loaded and
         checked against the model off this thread (``model.style.load_style_for``);
-        the recent context is re-primed, so the next answer is in the new style."""
+        the next answer is in the new style (a style kept ready takes over the
+        whole context at once, any other re-primes the recent bars)."""
         self.session.cancel_take.set()  # a take being sampled from the old state ends now
 
         def apply(s: LiveSession) -> None:
             s.set_style(style)
             self._publish(SessionEvent("style"))
         self._call(apply)
+
+    def keep_styles_ready(self, styles: Sequence[Style]) -> None:
+        """Keep these styles of the loaded model primed beside the context (the
+        Style menu's), so switching to one is a copy (engine/ready_styles.py)."""
+        self._call(lambda s: s.keep_styles_ready(styles))
 
     def audition(self, take: Take | int | None, index: int) -> None:
         """Play variation ``index`` of any take (None: the last) from the next bar line."""

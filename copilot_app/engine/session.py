@@ -48,12 +48,13 @@ from copilot_app.engine.dynamics import phrase_dynamics
 from copilot_app.engine.midi_input import Routed
 from copilot_app.engine.phrase_file import CONTEXT_BARS, MAX_BPM, MIN_BPM, FilePhrase
 from copilot_app.engine.player import PlannedNote, Player, freeze_gc_heap
+from copilot_app.engine.ready_styles import ReadyStyles
 from copilot_app.engine.session_model import (Phrase, SessionEvent, SessionModel, SessionSnapshot, Take,
                                               TimelineView, quarters_to_ticks)
 from copilot_app.engine.session_store import SavedSession, SessionStore, load_or_fresh
 from copilot_app.engine.take_forks import ForkCache, TakeForks
 from model.generation import ContextTrack, Fork, generate
-from model.style import Style, StyleError
+from model.style import Style, StyleError, model_fingerprint
 from model.defaults import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from model.sampling import SamplingParams
 from model.scales import estimate_key, key_name
@@ -135,7 +136,8 @@ class ModelRunner:
 
     Every context starts from the initial state: the zero state, or a style's
     learned one (model/style.py), kept ready on the model's device so that a
-    reset is one copy.
+    reset is one copy. Styles kept ready (ready_styles.py) hear the same
+    tokens in rows of their own, so ``switch`` to one of them is a copy.
     """
 
     def __init__(self, model: torch.nn.Module, style: Style | None = None) -> None:
@@ -147,6 +149,8 @@ class ModelRunner:
         self.state = self._initial.clone()
         freeze_gc_heap()  # a newly loaded model: keep full collections short (see player.py)
         self.logits: torch.Tensor | None = None
+        self.history: list[int] = []  # the context's tokens since its start (to prime styles made ready later)
+        self.ready = ReadyStyles(model, ())
 
     def set_style(self, style: Style | None) -> None:
         """The initial state of the next context (None: the zero state). The
@@ -155,21 +159,45 @@ class ModelRunner:
         self._initial = (self.model.init_state(1, device=self.device) if style is None
                          else style.initial_state(1, self.device, self.model.dtype))
 
+    def keep_ready(self, styles: Sequence[Style | None]) -> None:
+        """Keep these styles primed with the context (the current one's tokens too)."""
+        self.ready = ReadyStyles(self.model, styles, self.history)
+
+    def switch(self, style: Style | None) -> bool:
+        """Continue the context as if it had started from ``style``: True when
+        the style was kept ready (a copy of its row), False when it was not
+        (the caller re-primes)."""
+        i = self.ready.index(style)
+        row = self.ready.row(i) if i is not None else None
+        if row is None:
+            return False
+        self.set_style(style)
+        self.state, self.logits = row
+        return True
+
     def reset(self) -> None:
         """A fresh recurrent state (a new context on the same weights)."""
         self.state = self._initial.clone()
         self.logits = None
+        self.history.clear()
+        self.ready.reset()
 
     def feed(self, ids: list[int]) -> None:
         for token in ids:
             x = torch.tensor([token], device=self.device)
             self.logits, self.state = self.model.step(x, self.state, inplace=True)
+        self._heard(ids)
 
     def prefill(self, ids: list[int]) -> None:
         """Many tokens at once in parallel mode (a rebuilt context): same state, one pass."""
         if ids:
             x = torch.tensor([ids], device=self.device)
             self.logits, self.state = self.model.prefill(x, self.state)
+            self._heard(ids)
+
+    def _heard(self, ids: list[int]) -> None:
+        self.history.extend(ids)
+        self.ready.hear(ids)
 
 
 class LiveSession:
@@ -188,6 +216,7 @@ class LiveSession:
         self.runner = ModelRunner(model) if model is not None else None
         self.model_name = model_name
         self.style: Style | None = None  # the initial state every context starts from (None: zero)
+        self._ready_styles: list[Style] = []  # kept primed beside the context (ready_styles.py)
         self.library = library or SessionModel()
         self.track = ContextTrack.fresh()
         self.encoder = StreamingEncoder()
@@ -374,15 +403,32 @@ class LiveSession:
                 dropped, self.style = f"{exc}; playing without a style", None
         self.runner = ModelRunner(model, self.style) if model is not None else None
         self.model_name = name
+        if self.runner is not None and self._ready_styles:
+            fingerprint = model_fingerprint(model)
+            self.runner.keep_ready([None] + [s for s in self._ready_styles if s.base_fingerprint == fingerprint])
         self._rebuild_recent_context()
         return dropped
 
+    def keep_styles_ready(self, styles: Sequence[Style]) -> None:
+        """Keep these styles of the loaded model (and no style) primed with the
+        context, so switching to one of them is a copy (ready_styles.py). The
+        caller checked that they belong to the model; an empty list keeps none."""
+        self._ready_styles = list(styles)
+        if self.runner is not None:
+            self.runner.keep_ready([None] + self._ready_styles if styles else [])
+
     def set_style(self, style: Style | None) -> None:
-        """Another initial state on the same model (None: no style): the recent
-        context is re-primed from it, so the next answer speaks in it. The
+        """Another initial state on the same model (None: no style), so the next
+        answer speaks in it: a style kept ready takes over the whole context
+        at once; any other re-primes the recent bars from its state. The
         caller checked that the style belongs to the model (``Style.check_model``)."""
         self.cancel_take.set()  # a take being prepared from the old state stops
         self.style = style
+        if self.runner is not None and self.runner.switch(style):
+            self._context_version += 1  # what was prepared came from the old state
+            self._prepared = None
+            self._prepare_tried = None
+            return
         if self.runner is not None:
             self.runner.set_style(style)
         self._rebuild_recent_context()
@@ -508,7 +554,21 @@ class LiveSession:
             # taken as stuck, it is now (that moment is long gone).
             return self.trigger(now if self._held else (self.next_silence_deadline() or now))
         self._prepare_ahead(now)
+        self._catch_up_ready_styles(now)
         return None
+
+    def _catch_up_ready_styles(self, now: float) -> None:
+        """The ready styles hear what the live state heard, a chunk per poll (a
+        few ms, so the engine thread is never held up long): whenever the player
+        pauses (after the prepared answer), and while they play on once a
+        chunk has piled up, so a switch finds them current."""
+        if self.runner is None or not self.runner.ready.backlog:
+            return
+        last = self._last_activity
+        quiet = not self._held and (last is None or now - last >= self.grid.seconds_per_beat / 8)
+        ready = self.runner.ready
+        if quiet or len(ready.backlog) >= ready.chunk:
+            ready.catch_up(ready.chunk)
 
     def _prepare_ahead(self, now: float) -> None:
         """Sample the take the silence trigger will ask for, while nobody plays.

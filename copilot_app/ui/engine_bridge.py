@@ -34,6 +34,7 @@ from copilot_app.engine.clock import Clock, Meter, MonotonicClock
 from copilot_app.engine.held_notes import HeldNotes
 from copilot_app.engine.live import LiveEngine
 from copilot_app.engine.player import ALL_NOTES_OFF, ALL_SOUND_OFF
+from copilot_app.engine.ready_styles import MAX_READY_STYLES
 from copilot_app.engine.session_model import SessionSnapshot, Take
 from copilot_app.ui.messages import one_line, safe_emit
 from copilot_app.ui.models import display_name
@@ -41,6 +42,13 @@ from copilot_app.ui.port_worker import DEVICE_WATCH_S, VIRTUAL, PortManager
 from copilot_app.ui.take_files import TakeFiles
 
 log = logging.getLogger(__name__)
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return None
 
 
 class ForwardingSink:
@@ -115,6 +123,7 @@ class EngineBridge(QObject):
     _modelReady = Signal(object, str, str, int, str)  # model, path, device label, generation, fingerprint
     _modelLoadFailed = Signal(str, int)
     _styleReady = Signal(object, str, int)  # style (None: no style), path, generation
+    _stylesReady = Signal(object, str)      # styles to keep ready, the model fingerprint they were checked for
 
     def __init__(self, clock: Clock | None = None, parent: QObject | None = None,
                  watch_interval_s: float | None = DEVICE_WATCH_S) -> None:
@@ -128,6 +137,7 @@ class EngineBridge(QObject):
         self.style_path: str | None = None  # the style this bridge handed the engine last (None: none)
         self._style_fingerprint: str | None = None  # the model that style belongs to
         self._style_generation = 0
+        self._ready_stamp: tuple | None = None  # the styles last handed to keep ready (model, paths, mtimes)
         self.device_label = ""
         self._generation = 0
         self._keyboard_held: set[int] = set()
@@ -140,6 +150,7 @@ class EngineBridge(QObject):
         self._modelReady.connect(self._on_model_ready)
         self._modelLoadFailed.connect(self._on_model_failed)
         self._styleReady.connect(self._on_style_ready)
+        self._stylesReady.connect(self._on_styles_ready)
         # One engine for the window's life; models come and go inside it.
         self.engine = LiveEngine(None, self.sink, clock=self.clock,
                                  on_snapshot=lambda s: safe_emit(self._snapshotArrived, s),
@@ -272,6 +283,41 @@ class EngineBridge(QObject):
                 safe_emit(self._styleReady, blended, "", generation)
 
         threading.Thread(target=work, name="copilot-style-blend", daemon=True).start()
+
+    def keep_styles_ready(self, paths: list[str]) -> None:
+        """Keep the styles at ``paths`` (the Style menu's, for the loaded model)
+        primed beside the context, so choosing one is instant: read and checked
+        on a worker thread; a file that fails is left out (choosing it says why)."""
+        fingerprint = self.model_fingerprint
+        if fingerprint is None:
+            return
+        stamp = (fingerprint, tuple((p, _mtime(p)) for p in paths))
+        if stamp == self._ready_stamp:
+            return  # the menu was rebuilt with the same styles: they are ready already
+        self._ready_stamp = stamp
+
+        def work() -> None:
+            from model.style import StyleError, load_style
+
+            styles = []
+            for path in paths[:MAX_READY_STYLES]:
+                try:
+                    style = load_style(path)
+                    style.check_model(None, fingerprint)
+                except StyleError as exc:
+                    log.info("style not kept ready: %s", exc)
+                    continue
+                style.digest  # noqa: B018  (computed here, off the engine thread)
+                styles.append(style)
+            if not self._closed:
+                safe_emit(self._stylesReady, styles, fingerprint)
+
+        threading.Thread(target=work, name="copilot-styles-ready", daemon=True).start()
+
+    @Slot(object, str)
+    def _on_styles_ready(self, styles, fingerprint: str) -> None:
+        if fingerprint == self.model_fingerprint and not self._closed:
+            self.engine.keep_styles_ready(styles)
 
     @Slot(object, str, int)
     def _on_style_ready(self, style, path: str, generation: int) -> None:

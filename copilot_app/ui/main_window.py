@@ -351,6 +351,7 @@ class MainWindow(QMainWindow):
         self.style_menu.learnRequested.connect(lambda: self.model_menu.open_finetune("style"))
         self.style_menu.blendRequested.connect(self.open_style_blend)
         self.style_menu.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.style_menu.offered.connect(self.bridge.keep_styles_ready)  # switching to them is instant
         self.bridge.styleLoaded.connect(self._on_style_loaded)
         self.bridge.styleFailed.connect(lambda m: self.show_error(f"Could not use the style: {m}"))
 

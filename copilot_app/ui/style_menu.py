@@ -30,6 +30,7 @@ class StyleMenu(QObject):
     learnRequested = Signal()      # open the fine-tune dialog set to learn a style
     blendRequested = Signal()      # open the blend dialog
     message = Signal(str)          # for the status bar
+    offered = Signal(list)         # the style paths usable with the loaded model, after each rebuild
 
     def __init__(self, menu: QMenu, window: QWidget, styles_dir: Path, current: Callable[[], str | None],
                  fingerprint: Callable[[], str | None]) -> None:
@@ -79,6 +80,8 @@ class StyleMenu(QObject):
         self.menu.addSeparator()
         for a in (self.act_learn, self.act_blend, self.act_folder):
             self.menu.addAction(a)
+        if fingerprint is not None:
+            self.offered.emit([p for p in self.enabled_paths() if p != NO_STYLE])
 
     def paths(self) -> list[str]:
         """The style paths offered, in menu order (NO_STYLE first)."""
