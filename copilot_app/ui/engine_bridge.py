@@ -249,6 +249,7 @@ class EngineBridge(QObject):
                     raise ValueError("load a model first: a style belongs to one model")
                 style = load_style(path)
                 style.check_model(None, fingerprint)
+                style.digest  # noqa: B018  (here, not on the engine thread: it finds the ready row by it)
             except Exception as exc:  # one line for the status bar, never a crash
                 if not self._closed:
                     safe_emit(self.styleFailed, one_line(exc))
@@ -275,6 +276,7 @@ class EngineBridge(QObject):
                 a.check_model(None, fingerprint)
                 b.check_model(None, fingerprint)
                 blended = a.blend(b, amount)
+                blended.digest  # noqa: B018  (off the engine thread, as for a style file)
             except Exception as exc:  # one line for the status bar, never a crash
                 if not self._closed:
                     safe_emit(self.styleFailed, one_line(exc))
