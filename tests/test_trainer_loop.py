@@ -199,3 +199,24 @@ def test_resume_may_shorten_the_schedule_and_still_anneal(tmp_path, capsys):
     last = steps[-1]["step"] - 1
     assert steps[-1]["lr"] == pytest.approx(lr_at(last, 1e-3, 1, stopped_at + 4), rel=0.02)
     assert steps[-1]["lr"] < 0.5 * lr_at(last, 1e-3, 1, 40)
+
+
+def test_a_resumed_fine_tune_keeps_its_base_and_counts_every_legs_time(tmp_path, capsys):
+    """The checkpoints and summary of a run resumed from its resume point still
+    name the model it was fine-tuned from, and its training time adds up."""
+    base, out = tmp_path / "base", tmp_path / "tuned"
+    common = ["--data", str(DATA), *TINY, "--warmup", "1", "--eval-every", "2", "--progress", "json"]
+    assert _main("train", *common, "--steps", "2", "--out", str(base)) == 0
+    base_ckpt = str(base / "best.safetensors")
+    assert _main("train", *common, "--base", base_ckpt, "--steps", "40", "--time-budget", "0.0001",
+                 "--patience", "0", "--out", str(out)) == 0
+    first = json.loads((out / "train_summary.json").read_text())
+    assert first["steps"] < 40
+    assert _main("train", *common, "--resume", "--steps", str(first["steps"] + 2), "--time-budget", "60",
+                 "--out", str(out)) == 0
+    capsys.readouterr()
+    second = json.loads((out / "train_summary.json").read_text())
+    assert second["steps"] == first["steps"] + 2
+    assert second["train_wall_s"] > first["train_wall_s"]  # both legs
+    for name in ("best.json", "last.json"):
+        assert json.loads((out / name).read_text())["extra"]["base"] == base_ckpt, name

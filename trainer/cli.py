@@ -183,6 +183,8 @@ def _train(args: argparse.Namespace, device: torch.device, progress: Progress, o
         "extra": {"base": str(args.base) if args.base else None,
                   "base_data": (base_side or {}).get("data")},
     }
+    if meta is not None and meta.get("extra"):
+        info["extra"] = meta["extra"]  # a resumed fine-tune still names the model it started from
     trainer = Trainer(model, train_win, val_win, cfg, out, device, progress, info, model_config)
     if meta is not None:
         trainer.load_resume()

@@ -65,7 +65,7 @@ class TrainResult:
     last_val: float
     first_val: float | None  # the base model's val loss (fine-tunes only)
     stopped: str  # "steps" | "early-stop" | "time-budget"
-    wall_s: float
+    wall_s: float  # training seconds, every leg of a resumed run
     history: list[dict]
 
 
@@ -155,6 +155,8 @@ class Trainer:
         self.first_val: float | None = None
         self.bad_evals = 0
         self.history: list[dict] = []
+        self.wall_before = 0.0  # training seconds of the legs before a resume
+        self._t0: float | None = None
 
     # -- resume -----------------------------------------------------------------------
     def load_resume(self) -> None:
@@ -164,12 +166,16 @@ class Trainer:
         self.step, self.best_val, self.bad_evals = meta["step"], meta["best_val"], meta["bad_evals"]
         self.first_val = meta.get("first_val")
         self.history = meta.get("history", [])
+        self.wall_before = float(meta.get("train_wall_s", 0.0))
 
     def _meta(self) -> dict[str, Any]:
         return {"step": self.step, "best_val": self.best_val, "bad_evals": self.bad_evals,
                 "first_val": self.first_val, "train": self.cfg.to_dict(),
                 "model": self.model_config, "history": self.history[-200:],
-                **{k: v for k, v in self.save_info.items() if k == "data"}}
+                # Training time over every leg so far, and where the run came from
+                # (base model), so a resumed run's checkpoints and summary keep both.
+                "train_wall_s": self.wall_before + (time.monotonic() - self._t0 if self._t0 is not None else 0.0),
+                **{k: v for k, v in self.save_info.items() if k in ("data", "extra")}}
 
     def _save(self, name: str, val: float | None) -> None:
         if self.out is None or self.rank != 0:
@@ -216,7 +222,7 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg = self.cfg
-        t0 = time.monotonic()
+        t0 = self._t0 = time.monotonic()
         start_step, stopped = self.step, "steps"
         last_val: float | None = None
         if self.step == 0 and cfg.eval_at_start:
@@ -269,4 +275,4 @@ class Trainer:
             last_val = self.evaluate()
         ddp.barrier()
         return TrainResult(self.step, self.best_val, last_val, self.first_val, stopped,
-                           time.monotonic() - t0, self.history)
+                           self.wall_before + time.monotonic() - t0, self.history)

@@ -63,8 +63,8 @@ def render(summary: dict, evaluation: dict, corpora: list[dict], sidecar: dict, 
         f"tokens), AdamW (decay {train.get('weight_decay')} on matrices), peak lr {train.get('lr')}, "
         f"warmup {train.get('warmup')} + cosine, clip {train.get('grad_clip')}, random transposition "
         f"within +-{train.get('max_transpose')} semitones.",
-        f"- Stopped by: {summary['stopped']}; wall time {summary['wall_s'] / 60:.1f} min on a shared "
-        "2-core CPU (one torch thread, fp32).",
+        f"- Stopped by: {summary['stopped']}; training time {summary['train_wall_s'] / 60:.1f} min "
+        "(every leg of a resumed run) on a shared 2-core CPU (one torch thread, fp32).",
         f"- Best val NLL during training: {summary['best_val_nll']:.4f} nats/token "
         f"(on {train.get('eval_windows') or 'all'} windows of the mixed validation split).",
         "",
