@@ -152,7 +152,6 @@ def ready_switch_cost(session, style: Style, repeats: int) -> dict:
         runner.feed([token])
         feed[which].append(time.perf_counter() - t0)
     runner.ready = ready
-    ready.backlog.extend(alone.backlog)  # (nothing: a ReadyStyles without rows keeps no backlog)
     ready.catch_up()
     switch, styles = [], [style, None]
     for i in range(repeats):

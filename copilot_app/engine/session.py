@@ -356,9 +356,8 @@ class LiveSession:
         self.cancel_take.set()  # a take being prepared from the old state stops
         self.style = style
         if self.runner is not None and self.runner.switch(style):
-            self._context_version += 1  # what was prepared came from the old state
+            self._context_version += 1  # what was prepared came from the old state: prepare again
             self._prepared = None
-            self._prepare_tried = None
             return
         if self.runner is not None:
             self.runner.set_style(style)
