@@ -111,7 +111,12 @@ class PrivateJack:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                # A server waiting on a client that was killed can sit on SIGTERM: end it.
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         self.proc = None
 
     def stop(self) -> None:

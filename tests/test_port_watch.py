@@ -127,3 +127,25 @@ def test_no_server_to_lose_off_jack():
     watch = midi_ports.ServerWatch("LINUX_ALSA")
     assert not watch.enabled and watch.alive and watch.check() is None
     watch.close()
+
+
+def test_a_virtual_port_that_would_not_pass_midi_when_the_server_came_back_is_tried_again(fake_midi, monkeypatch):
+    log, _present = fake_midi
+    out = midi_ports.PortKeeper("output", midi_ports.VIRTUAL_OUT, api="UNIX_JACK", virtual=True)
+    ports = midi_ports.LivePorts([out], "UNIX_JACK")
+    ports.watch.next = "lost"
+    ports.check()
+    working = midi_ports.open_output
+
+    def stalled(name, *, virtual=False, api=None):
+        raise midi_ports.MidiPortError(f"MIDI output {name!r} opens on JACK but passes no MIDI (3 tries)")
+    monkeypatch.setattr(midi_ports, "open_output", stalled)
+    ports.watch.next = "back"
+    assert ports.check() == [f"MIDI server (JACK) back: no port yet; waiting for {midi_ports.VIRTUAL_OUT}"]
+    assert not ports.healthy
+    monkeypatch.setattr(midi_ports, "open_output", working)
+    assert ports.check() == []                        # tried again about once a second, not every look
+    ports._last_list = 0.0
+    assert ports.check() == [f"MIDI output {midi_ports.VIRTUAL_OUT}: reopened"]
+    assert ports.healthy and out.reconnects == 1
+    assert [e[0] for e in log] == ["open", "close", "open"]

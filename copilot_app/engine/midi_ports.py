@@ -29,11 +29,15 @@ from typing import Callable, Iterator
 import mido
 import rtmidi
 
+from copilot_app.engine import jack_port_check
+
 log = logging.getLogger(__name__)
 
 VIRTUAL_IN = "Composer Copilot In"
 VIRTUAL_OUT = "Composer Copilot Out"
 CLIENT_NAME = "Composer Copilot"
+LISTENER_CLIENT = "Composer Copilot listener"  # the client of an input opened on a device
+LISTENER_PORT = "input"
 
 _API_IDS = {
     "UNIX_JACK": rtmidi.API_UNIX_JACK,
@@ -126,18 +130,21 @@ class RtInput:
 
     def __init__(self, name: str, callback: Callable[[mido.Message], None], *,
                  virtual: bool, api: str | None) -> None:
-        self._rt = rtmidi.MidiIn(_API_IDS.get(api or "", rtmidi.API_UNSPECIFIED),
-                                 name=CLIENT_NAME if virtual else "Composer Copilot listener",
-                                 queue_size_limit=4096)
+        self.api_id = _API_IDS.get(api or "", rtmidi.API_UNSPECIFIED)
+        self.client = CLIENT_NAME if virtual else LISTENER_CLIENT
+        self.port_name = name if virtual else LISTENER_PORT
+        self._rt = rtmidi.MidiIn(self.api_id, name=self.client, queue_size_limit=4096)
         # Keep sysex and timing messages (MIDI clock); drop active sensing.
         self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
         if virtual:
             self._rt.open_virtual_port(name)
         else:
-            self._rt.open_port(self._rt.get_ports().index(name))
+            self._rt.open_port(self._rt.get_ports().index(name), self.port_name)
         self.name = name
         self.closed = False
         self._callback = callback
+        self._probe: tuple[int, ...] | None = None
+        self._probe_seen = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name=f"midi-in {name}", daemon=True)
         self._thread.start()
@@ -148,11 +155,29 @@ class RtInput:
             if event is None:
                 self._stop.wait(self.POLL_S)
                 continue
+            data = event[0]
+            if jack_port_check.is_probe(data):  # a port check's, ours or another app's: not music
+                if tuple(data) == self._probe:
+                    self._probe_seen.set()
+                continue
             try:
-                msg = mido.Message.from_bytes(event[0])
+                msg = mido.Message.from_bytes(data)
             except ValueError:  # a malformed message from a device: drop it
                 continue
             self._callback(msg)
+
+    def wait_probe(self, probe: tuple[int, ...], timeout: float) -> bool:
+        """Whether ``probe`` arrives on this port within ``timeout`` seconds."""
+        self._probe_seen.clear()
+        self._probe = probe
+        try:
+            return self._probe_seen.wait(timeout)
+        finally:
+            self._probe = None
+
+    def passes_midi(self) -> bool:
+        """On JACK: whether a probe sent into this port arrives (see jack_port_check)."""
+        return jack_port_check.input_passes(self.api_id, self.client, self.port_name, self.wait_probe)
 
     def close(self) -> None:
         if self.closed:
@@ -172,26 +197,52 @@ class RtInput:
 
 def open_input(name: str | None, callback: Callable[[mido.Message], None], *,
                virtual: bool = False, api: str | None = None) -> RtInput:
-    """Open an input by name (or a virtual one named ``name``).
+    """Open an input by name (or a virtual one named ``name``); on JACK, one that
+    passes MIDI (checked, and opened again if not: see jack_port_check).
 
-    The callback runs on rtmidi's thread: it must only enqueue.
+    The callback runs on the input's polling thread: it must only enqueue.
     """
     api = api if api is not None else choose_api()
     with _port_errors("input", name):
-        if virtual:
-            return RtInput(name or VIRTUAL_IN, callback, virtual=True, api=api)
-        resolved = _match(name, list_ports(api)[0], "input")
-        return RtInput(resolved, callback, virtual=False, api=api)
+        resolved = (name or VIRTUAL_IN) if virtual else _match(name, list_ports(api)[0], "input")
+        return _checked("input", resolved, api, lambda: RtInput(resolved, callback, virtual=virtual, api=api),
+                        lambda port: port.passes_midi())
 
 
 def open_output(name: str | None, *, virtual: bool = False,
                 api: str | None = None) -> mido.ports.BaseOutput:
-    """Open an output by name (or a virtual one named ``name``)."""
+    """Open an output by name (or a virtual one named ``name``); on JACK a virtual
+    one is checked to pass MIDI like an input (a named one is not: see jack_port_check)."""
     b = backend(api)
     with _port_errors("output", name):
-        if virtual:
-            return b.open_output(name or VIRTUAL_OUT, virtual=True, client_name=CLIENT_NAME)
-        return b.open_output(_match(name, b.get_output_names(), "output"))
+        if not virtual:
+            return b.open_output(_match(name, b.get_output_names(), "output"))
+        resolved = name or VIRTUAL_OUT
+        api_id = _API_IDS.get(b.api or "", rtmidi.API_UNSPECIFIED)
+
+        def passes(port: mido.ports.BaseOutput) -> bool:
+            return jack_port_check.output_passes(api_id, CLIENT_NAME, resolved,
+                                                 lambda probe: port.send(mido.Message.from_bytes(probe)))
+        return _checked("output", resolved, b.api,
+                        lambda: b.open_output(resolved, virtual=True, client_name=CLIENT_NAME), passes)
+
+
+def _checked(kind: str, name: str, api: str | None, opener: Callable, passes: Callable) -> object:
+    """``opener()``, and on JACK again (up to OPEN_TRIES) while ``passes(port)`` says no MIDI gets through."""
+    if api != "UNIX_JACK":
+        return opener()
+    for attempt in range(1, jack_port_check.OPEN_TRIES + 1):
+        port = opener()
+        if passes(port):
+            if attempt > 1:
+                log.info("MIDI %s %s passes MIDI after %d opens", kind, name, attempt)
+            return port
+        log.warning("MIDI %s %s opened but passes no MIDI (a stalled JACK client): opening it again",
+                    kind, name)
+        port.close()
+        time.sleep(0.05 * attempt)  # let the server's news of closed clients reach this process
+    raise MidiPortError(f"MIDI {kind} {name!r} opens on JACK but passes no MIDI "
+                        f"({jack_port_check.OPEN_TRIES} tries)")
 
 
 @contextmanager
@@ -477,8 +528,15 @@ class LivePorts:
                          + (f"; waiting for {', '.join(missing)}" if missing else ""))
         now = time.monotonic()
         named = [k for k in self.keepers if not k.virtual]
-        if named and now - self._last_list >= self.LIST_S:
+        due = now - self._last_list >= self.LIST_S
+        if due:
             self._last_list = now
+        if due and change != "back":
+            # A virtual port the server is back for but that would not pass MIDI yet.
+            for keeper in self.keepers:
+                if keeper.virtual and not keeper.connected and keeper.resume():
+                    say(f"MIDI {keeper.kind} {keeper.name}: reopened")
+        if named and due:
             try:
                 inputs, outputs = list_ports(self.api)
             except MidiPortError:
