@@ -109,3 +109,13 @@ def test_another_apps_probe_is_not_music_and_music_still_passes():
             time.sleep(0.2)
     assert got.type == "note_on" and got.note == 60
     assert received.empty()
+
+
+def test_a_check_that_fails_itself_closes_the_port_and_says_why(monkeypatch):
+    log: list = []
+
+    def broken(port):
+        raise OSError("JACK server not running?")
+    with pytest.raises(OSError, match="not running"):
+        midi_ports._checked("input", "Keys", "UNIX_JACK", lambda: _Port(log, 1), broken)
+    assert log == [("open", 1), ("close", 1)]

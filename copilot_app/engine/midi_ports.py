@@ -231,14 +231,20 @@ def _checked(kind: str, name: str, api: str | None, opener: Callable, passes: Ca
     """``opener()``, and on JACK again (up to OPEN_TRIES) while ``passes(port)`` says no MIDI gets through."""
     if api != "UNIX_JACK":
         return opener()
-    for attempt in range(1, jack_port_check.OPEN_TRIES + 1):
+    tries = jack_port_check.OPEN_TRIES
+    for attempt in range(1, tries + 1):
         port = opener()
-        if passes(port):
+        try:
+            ok = passes(port)
+        except Exception:  # the check itself failed (the server went away): nothing left open
+            port.close()
+            raise
+        if ok:
             if attempt > 1:
                 log.info("MIDI %s %s passes MIDI after %d opens", kind, name, attempt)
             return port
-        log.warning("MIDI %s %s opened but passes no MIDI (a stalled JACK client): opening it again",
-                    kind, name)
+        log.warning("MIDI %s %s opened but passes no MIDI (a stalled JACK client)%s",
+                    kind, name, ": opening it again" if attempt < tries else "")
         port.close()
         time.sleep(0.05 * attempt)  # let the server's news of closed clients reach this process
     raise MidiPortError(f"MIDI {kind} {name!r} opens on JACK but passes no MIDI "
