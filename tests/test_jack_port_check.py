@@ -4,7 +4,9 @@ libjack can hand a new client a stale wake-up futex when another client closes
 at the same moment (copilot_app/engine/jack_port_check.py): the port is listed
 but nothing passes. The unit tests pin the retry bookkeeping with fakes; the
 JACK tests probe real ports on the dummy server, a healthy one and one whose
-reader is stopped (nothing it receives reaches the app).
+reader is stopped (nothing it receives reaches the app), and check that an
+output opened on a device is connected only after its check: the device
+never receives a probe.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 
 import mido
 import pytest
+import rtmidi
 
 from copilot_app.engine import jack_port_check, midi_ports
 
@@ -119,3 +122,31 @@ def test_a_check_that_fails_itself_closes_the_port_and_says_why(monkeypatch):
     with pytest.raises(OSError, match="not running"):
         midi_ports._checked("input", "Keys", "UNIX_JACK", lambda: _Port(log, 1), broken)
     assert log == [("open", 1), ("close", 1)]
+
+
+@pytest.mark.jack
+@pytest.mark.usefixtures("jack_server")
+def test_an_output_to_a_device_is_checked_before_it_is_connected_so_the_device_never_sees_a_probe():
+    device = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="copilot-test-synth")  # takes everything, sysex too
+    device.ignore_types(sysex=False, timing=False, active_sense=False)
+    device.open_virtual_port("synth in")
+    try:
+        target = next(n for n in midi_ports.list_ports()[1] if n.endswith(":synth in"))
+        with midi_ports.open_output(target) as out:
+            assert out.name == target  # the keeper finds it again by the device's name
+            time.sleep(0.1)
+            out.send(mido.Message("note_on", note=62, velocity=80))
+            got, deadline = [], time.monotonic() + 5
+            while time.monotonic() < deadline and not got:
+                event = device.get_message()
+                if event is None:
+                    time.sleep(0.005)
+                else:
+                    got.append(event[0])
+            time.sleep(0.2)
+            while (event := device.get_message()) is not None:
+                got.append(event[0])
+        assert got == [[0x90, 62, 80]]
+    finally:
+        device.close_port()
+        device.delete()

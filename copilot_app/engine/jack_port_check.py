@@ -13,9 +13,9 @@ met it about one run in ten on a loaded machine).
 So a port opened on JACK is checked with a probe, a 9-byte sysex under the
 non-commercial manufacturer id, sent through it by a client of our own; the
 opener closes and reopens a port whose probe does not arrive (``OPEN_TRIES``).
-Inputs are checked by sending into them; a virtual output by listening to it
-(nothing else is connected to a port just made). A named output is not
-checked: the probe would reach the user's device.
+Inputs are checked by sending into them, outputs by listening to them while
+nothing else is connected: an output for a device is made unconnected,
+checked, and only then connected to the device (so the probe never reaches it).
 """
 from __future__ import annotations
 
@@ -58,37 +58,41 @@ def our_ports(names: list[str], client: str, port: str) -> list[int]:
 
 
 def _probe_each(probe_client, client: str, port: str,
-                try_one: Callable[[object, tuple[int, ...]], bool]) -> bool:
+                try_one: Callable[[object, tuple[int, ...]], bool]) -> str | None:
     """Connect ``probe_client`` (an rtmidi MidiIn or MidiOut of our own) to each
     ``client:port`` in turn (another instance's may share the name) and let
-    ``try_one(probe_client, probe)`` say whether a fresh probe got through."""
+    ``try_one(probe_client, probe)`` say whether a fresh probe got through; the
+    full JACK name of the port it got through, or None."""
     try:
-        targets = our_ports(probe_client.get_ports(), client, port)
+        names = probe_client.get_ports()
+        targets = our_ports(names, client, port)
         if not targets:
             log.debug("port check: %s:%s not listed", client, port)
         for index in targets:
             probe_client.open_port(index)
             try:
                 if try_one(probe_client, new_probe()):
-                    return True
+                    return names[index]
             finally:
                 probe_client.close_port()
-        return False
+        return None
     finally:
         probe_client.delete()
 
 
 def input_passes(api_id: int, client: str, port: str,
-                 wait_probe: Callable[[tuple[int, ...], float], bool]) -> bool:
-    """Send a probe into ``client:port``; ``wait_probe(probe, timeout)`` says whether it arrived."""
+                 wait_probe: Callable[[tuple[int, ...], float], bool]) -> str | None:
+    """Send a probe into ``client:port``; ``wait_probe(probe, timeout)`` says whether it
+    arrived. The port's full JACK name when it did, else None."""
     def try_one(out, probe: tuple[int, ...]) -> bool:
         out.send_message(list(probe))
         return wait_probe(probe, PROBE_TIMEOUT_S)
     return _probe_each(rtmidi.MidiOut(api_id, name=CHECK_CLIENT), client, port, try_one)
 
 
-def output_passes(api_id: int, client: str, port: str, send: Callable[[tuple[int, ...]], None]) -> bool:
-    """Listen to ``client:port`` and ``send`` a probe through it: whether it arrived."""
+def output_passes(api_id: int, client: str, port: str, send: Callable[[tuple[int, ...]], None]) -> str | None:
+    """Listen to ``client:port`` and ``send`` a probe through it: the port's full JACK
+    name when the probe arrived, else None."""
     def try_one(listener, probe: tuple[int, ...]) -> bool:
         send(probe)
         deadline = time.monotonic() + PROBE_TIMEOUT_S

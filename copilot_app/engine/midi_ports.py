@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
+import functools
 import logging
 import os
 import re
@@ -38,6 +40,7 @@ VIRTUAL_OUT = "Composer Copilot Out"
 CLIENT_NAME = "Composer Copilot"
 LISTENER_CLIENT = "Composer Copilot listener"  # the client of an input opened on a device
 LISTENER_PORT = "input"
+DEVICE_OUT_PORT = "output"  # our port that an output opened on a device (JACK) sends from
 
 _API_IDS = {
     "UNIX_JACK": rtmidi.API_UNIX_JACK,
@@ -177,7 +180,7 @@ class RtInput:
 
     def passes_midi(self) -> bool:
         """On JACK: whether a probe sent into this port arrives (see jack_port_check)."""
-        return jack_port_check.input_passes(self.api_id, self.client, self.port_name, self.wait_probe)
+        return jack_port_check.input_passes(self.api_id, self.client, self.port_name, self.wait_probe) is not None
 
     def close(self) -> None:
         if self.closed:
@@ -211,20 +214,30 @@ def open_input(name: str | None, callback: Callable[[mido.Message], None], *,
 
 def open_output(name: str | None, *, virtual: bool = False,
                 api: str | None = None) -> mido.ports.BaseOutput:
-    """Open an output by name (or a virtual one named ``name``); on JACK a virtual
-    one is checked to pass MIDI like an input (a named one is not: see jack_port_check)."""
+    """Open an output by name (or a virtual one named ``name``); on JACK one that
+    passes MIDI (checked, and opened again if not: see jack_port_check). On JACK
+    an output for a device is our own port, checked while unconnected and then
+    connected to the device; its ``name`` is the device's."""
     b = backend(api)
     with _port_errors("output", name):
-        if not virtual:
-            return b.open_output(_match(name, b.get_output_names(), "output"))
-        resolved = name or VIRTUAL_OUT
+        if virtual:
+            resolved, port_name = name or VIRTUAL_OUT, name or VIRTUAL_OUT
+        else:
+            resolved, port_name = _match(name, b.get_output_names(), "output"), DEVICE_OUT_PORT
+            if b.api != "UNIX_JACK":
+                return b.open_output(resolved)
         api_id = _API_IDS.get(b.api or "", rtmidi.API_UNSPECIFIED)
 
         def passes(port: mido.ports.BaseOutput) -> bool:
-            return jack_port_check.output_passes(api_id, CLIENT_NAME, resolved,
+            ours = jack_port_check.output_passes(api_id, CLIENT_NAME, port_name,
                                                  lambda probe: port.send(mido.Message.from_bytes(probe)))
+            if ours is None or virtual:
+                return ours is not None
+            connect_jack_ports(ours, resolved)
+            port.name = resolved  # what the user chose, as listed: PortKeeper looks for it by name
+            return True
         return _checked("output", resolved, b.api,
-                        lambda: b.open_output(resolved, virtual=True, client_name=CLIENT_NAME), passes)
+                        lambda: b.open_output(port_name, virtual=True, client_name=CLIENT_NAME), passes)
 
 
 def _checked(kind: str, name: str, api: str | None, opener: Callable, passes: Callable) -> object:
@@ -377,6 +390,7 @@ _MessageCallback = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 _quiet = _MessageCallback(lambda _msg: None)
 
 
+@functools.lru_cache(maxsize=1)
 def _libjack():
     name = ctypes.util.find_library("jack") or "libjack.so.0"
     try:
@@ -389,6 +403,8 @@ def _libjack():
     lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _ShutdownCallback, ctypes.c_void_p]
     lib.jack_client_close.restype = ctypes.c_int
     lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    lib.jack_connect.restype = ctypes.c_int
+    lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
     lib.jack_set_error_function.argtypes = [_MessageCallback]
     lib.jack_set_info_function.argtypes = [_MessageCallback]
     return lib
@@ -412,6 +428,25 @@ def _libjack_quiet(lib) -> Iterator[None]:
         yield
     finally:
         error.value, info.value = saved
+
+
+def connect_jack_ports(source: str, destination: str) -> None:
+    """Connect two JACK ports by their full names, through a short-lived client of
+    our own (python-rtmidi cannot connect a port it made unconnected)."""
+    lib = _libjack()
+    if lib is None:
+        raise MidiPortError("cannot connect MIDI ports: libjack not found")
+    status = ctypes.c_int(0)
+    with _libjack_quiet(lib):
+        client = lib.jack_client_open(b"Composer Copilot connect", _JACK_NO_START_SERVER, ctypes.byref(status))
+    if not client:
+        raise MidiPortError(f"cannot connect {source} to {destination}: the JACK server does not answer")
+    try:
+        rc = lib.jack_connect(client, source.encode(), destination.encode())
+    finally:
+        lib.jack_client_close(client)
+    if rc not in (0, errno.EEXIST):
+        raise MidiPortError(f"cannot connect {source} to {destination} (JACK says {rc})")
 
 
 class ServerWatch:
