@@ -16,7 +16,7 @@ from PySide6.QtGui import QKeyEvent  # noqa: E402
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox,  # noqa: E402
                                QSlider)
 
-from copilot_app.ui import main_window as main_window_module  # noqa: E402
+from copilot_app.ui import file_commands as file_commands_module  # noqa: E402
 from copilot_app.ui.main_window import MainWindow, example_phrases  # noqa: E402
 from copilot_app.ui.musical_typing import RELEASE_GRACE_MS  # noqa: E402
 from copilot_app.ui.settings_store import Keys  # noqa: E402
@@ -149,7 +149,7 @@ def test_open_dialog_remembers_its_folder(window, qtbot, tmp_path, monkeypatch):
         asked.append(directory)
         return answers.pop(0), filters
 
-    monkeypatch.setattr(main_window_module.QFileDialog, "getOpenFileName", staticmethod(fake_dialog))
+    monkeypatch.setattr(file_commands_module.QFileDialog, "getOpenFileName", staticmethod(fake_dialog))
     opened: list[str] = []
     window.continue_file = opened.append
     window.open_phrase()

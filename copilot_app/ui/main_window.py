@@ -16,6 +16,7 @@ model_menu.py              the Model menu and the fine-tune dialog
 style_menu.py              the Style menu (learned starting states; the dialog learns them)
 settings_store.py          every QSettings key, typed, with its default
 engine_bridge.py           commands to the engine, snapshots back
+file_commands.py           the session on disk, Open phrase…, exports
 =========================  ==================================================
 
 Controls send commands through ``EngineBridge``; the engine answers with
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QSplitter, QVBoxLayout, QWidget)
 
 from copilot_app import __version__
@@ -45,10 +46,10 @@ from copilot_app.engine.clock import Meter
 from copilot_app.engine.midi_input import DRUM_CHANNEL
 from copilot_app.engine.session import SessionSettings
 from copilot_app.engine.session_model import SessionSnapshot
-from copilot_app.engine.session_store import latest_session, new_session_path
 from copilot_app.ui.continuation_settings import HUNDREDTHS, ContinuationSettings
 from copilot_app.ui.messages import one_line
-from copilot_app.ui.engine_bridge import EngineBridge, safe_emit
+from copilot_app.ui.engine_bridge import EngineBridge
+from copilot_app.ui.file_commands import EXAMPLE_PHRASES, FileCommands
 from copilot_app.ui.held_notes_view import HeldNotesView, MidiServerView
 from copilot_app.ui.model_menu import ModelMenu
 from copilot_app.ui.style_menu import NO_STYLE, StyleMenu
@@ -62,8 +63,7 @@ from copilot_app.ui.port_menus import PortMenus
 from copilot_app.ui.port_worker import DEVICE_WATCH_S
 from copilot_app.ui.settings_store import Key, Keys, SettingsStore
 from copilot_app.ui.steering_controls import STEER_FIELDS, SteeringControls, saved_steering
-from copilot_app.ui.take_files import take_file_name
-from copilot_app.ui.takes_panel import TakeRef, TakesPanel, file_mime_data
+from copilot_app.ui.takes_panel import TakeRef, TakesPanel
 from copilot_app.ui.time_controls import TimeControls
 from copilot_app.ui.transport_bar import SHORTCUTS, TransportBar
 from model.tokens.config import TICKS_PER_QUARTER
@@ -76,7 +76,6 @@ SAVED_SETTINGS: dict[str, Key] = {"bars": Keys.BARS, "temperature": Keys.TEMPERA
                                   "fixed_velocity": Keys.FIXED_VELOCITY, "key": Keys.KEY,
                                   "register_low": Keys.REGISTER_LOW, "register_high": Keys.REGISTER_HIGH,
                                   "density": Keys.DENSITY, "texture": Keys.TEXTURE}
-EXAMPLE_PHRASES = Path(__file__).resolve().parents[2] / "resources" / "phrases"
 
 
 def default_sessions_dir(models_dir: Path | None = None) -> Path:
@@ -103,7 +102,7 @@ def example_title(path: Path) -> str:
     return " ".join(words).capitalize()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileCommands, QMainWindow):
     """Top-level window (see module docstring)."""
 
     errorShown = Signal(str)
@@ -671,108 +670,12 @@ class MainWindow(QMainWindow):
         self.act_undo_discard.setEnabled(last is not None)
         self.act_undo_discard.setText("&Undo discard" if last is None else f"&Undo discard of take {last}")
 
-    # -- the session on disk ------------------------------------------------------------
-    def _resume_session(self) -> None:
-        """The session saved last comes back (or a new one starts); the engine reads and writes it."""
-        if self.sessions_dir is None:
-            return
-        self.session_path = latest_session(self.sessions_dir) or new_session_path(self.sessions_dir)
-        self.bridge.use_session(self.session_path)
-
-    def new_session(self) -> None:
-        """File > New session: no takes, numbers from 1; the current session stays saved."""
-        self.session_path = new_session_path(self.sessions_dir) if self.sessions_dir is not None else None
-        self.bridge.new_session(self.session_path)
-
-    def open_session(self, path: str | None = None) -> None:
-        """File > Open session…: a saved session's takes, phrases and accepted variations."""
-        if path is None:
-            folder = self.sessions_dir if self.sessions_dir is not None and self.sessions_dir.is_dir() else Path.home()
-            path, _ = QFileDialog.getOpenFileName(self, "Open a session", str(folder),
-                                                  "Composer Copilot sessions (*.json)")
-            if not path:
-                return
-        self.session_path = Path(path)
-        self._adopt_session_settings = True
-        self.bridge.use_session(self.session_path, apply_settings=True)
-
-    def export_accepted(self, path: str | None = None) -> None:
-        """File > Export all accepted takes…: one .mid, one track each, written off the GUI thread."""
-        snap = self.bridge.snapshot
-        if snap is None or not any(v.accepted is not None for v in snap.takes):
-            self.show_error("No accepted takes to export yet: accept a take first.", dialog=False)
-            return
-        if path is None:
-            suggestion = str(Path.home() / "copilot-accepted-takes.mid")
-            path, _ = QFileDialog.getSaveFileName(self, "Export all accepted takes", suggestion,
-                                                  "MIDI file (*.mid)")
-            if not path:
-                return
-            if not path.lower().endswith((".mid", ".midi")):
-                path += ".mid"
-        bridge = self.bridge
-
-        def done(written: Path | None, tracks: int, error: str | None) -> None:  # on the worker
-            if written is None:
-                safe_emit(bridge.errorOccurred, f"export failed: {error}")
-                return
-            safe_emit(self.exported, str(written))
-            safe_emit(self.notice, f"Exported {tracks} accepted take{'s' if tracks != 1 else ''} to {written}")
-        self.bridge.export_accepted(path, done)
-
     def panic(self) -> None:
         self.bridge.panic()
         self.roll.release_all(self.bridge.quarters_now())
         self.keyboard.clear_lit()
         self.typing_row.release_all()
         self.statusBar().showMessage("All notes off", 3000)
-
-    def open_phrase(self) -> None:
-        folder = self.store.get(Keys.OPEN_DIR)
-        if not folder or not Path(folder).is_dir():
-            folder = str(EXAMPLE_PHRASES if EXAMPLE_PHRASES.is_dir() else Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open a phrase to continue", folder,
-                                              "MIDI files (*.mid *.midi)")
-        if path:
-            self.store.put(Keys.OPEN_DIR, str(Path(path).parent))  # the next Open starts there
-            self.continue_file(path)
-
-    def continue_file(self, path: str) -> None:
-        """The file becomes what Continue answers, in its tempo and meter; it is answered at once."""
-        self.statusBar().showMessage(f"Continuing {Path(path).name}…")
-        self.bridge.continue_file(path)
-
-    def _mime_for_ref(self, ref: TakeRef):
-        """The drag's mime data: the take's file, already written in the background."""
-        try:
-            path = self.bridge.take_file(ref.take, ref.index)
-        except Exception as exc:
-            self.show_error(f"cannot write the take for dragging: {exc}", dialog=False)
-            return None
-        return file_mime_data(path)
-
-    def export_take(self, ref: TakeRef | None = None, path: str | None = None) -> None:
-        """File > Export take…: a dialog (unless ``path`` is given), then an atomic write off the GUI thread."""
-        ref = ref if isinstance(ref, TakeRef) else self.takes.selected()
-        if ref is None:
-            self.show_error("No take to export yet: play a phrase first.", dialog=False)
-            return
-        if path is None:
-            suggestion = str(Path.home() / take_file_name(ref.take, ref.index))
-            path, _ = QFileDialog.getSaveFileName(self, "Export take", suggestion, "MIDI file (*.mid)")
-            if not path:
-                return
-            if not path.lower().endswith((".mid", ".midi")):
-                path += ".mid"
-        bridge, number = self.bridge, ref.number
-
-        def done(written: Path | None, error: str | None) -> None:  # on the file worker
-            if written is None:
-                safe_emit(bridge.errorOccurred, f"export failed: {error}")  # -> the status bar
-                return
-            safe_emit(self.exported, str(written))
-            safe_emit(self.notice, f"Exported take {number} to {written}")
-        self.bridge.files.export(path, ref.take, ref.index, done)
 
     # -- errors -------------------------------------------------------------------------
     def show_error(self, message: str, dialog: bool = False) -> None:
