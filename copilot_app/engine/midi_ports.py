@@ -231,10 +231,11 @@ def open_output(name: str | None, *, virtual: bool = False,
         def passes(port: mido.ports.BaseOutput) -> bool:
             ours = jack_port_check.output_passes(api_id, CLIENT_NAME, port_name,
                                                  lambda probe: port.send(mido.Message.from_bytes(probe)))
-            if ours is None or virtual:
-                return ours is not None
-            connect_jack_ports(ours, resolved)
-            port.name = resolved  # what the user chose, as listed: PortKeeper looks for it by name
+            if ours is None:
+                return False
+            if not virtual:
+                connect_jack_ports(ours, resolved)
+                port.name = resolved  # what the user chose, as listed: PortKeeper looks for it by name
             return True
         return _checked("output", resolved, b.api,
                         lambda: b.open_output(port_name, virtual=True, client_name=CLIENT_NAME), passes)
@@ -259,7 +260,8 @@ def _checked(kind: str, name: str, api: str | None, opener: Callable, passes: Ca
         log.warning("MIDI %s %s opened but passes no MIDI (a stalled JACK client)%s",
                     kind, name, ": opening it again" if attempt < tries else "")
         port.close()
-        time.sleep(0.05 * attempt)  # let the server's news of closed clients reach this process
+        if attempt < tries:
+            time.sleep(0.05 * attempt)  # let the server's news of closed clients reach this process
     raise MidiPortError(f"MIDI {kind} {name!r} opens on JACK but passes no MIDI "
                         f"({jack_port_check.OPEN_TRIES} tries)")
 
@@ -430,15 +432,20 @@ def _libjack_quiet(lib) -> Iterator[None]:
         error.value, info.value = saved
 
 
+def _open_client(lib, name: bytes) -> int | None:
+    """A libjack client on the running server (never starting one), or None; quiet."""
+    status = ctypes.c_int(0)
+    with _libjack_quiet(lib):
+        return lib.jack_client_open(name, _JACK_NO_START_SERVER, ctypes.byref(status))
+
+
 def connect_jack_ports(source: str, destination: str) -> None:
     """Connect two JACK ports by their full names, through a short-lived client of
     our own (python-rtmidi cannot connect a port it made unconnected)."""
     lib = _libjack()
     if lib is None:
         raise MidiPortError("cannot connect MIDI ports: libjack not found")
-    status = ctypes.c_int(0)
-    with _libjack_quiet(lib):
-        client = lib.jack_client_open(b"Composer Copilot connect", _JACK_NO_START_SERVER, ctypes.byref(status))
+    client = _open_client(lib, b"Composer Copilot connect")
     if not client:
         raise MidiPortError(f"cannot connect {source} to {destination}: the JACK server does not answer")
     try:
@@ -475,10 +482,7 @@ class ServerWatch:
 
     def _connect(self) -> bool:
         self._last_try = time.monotonic()
-        status = ctypes.c_int(0)
-        with _libjack_quiet(self._lib):
-            client = self._lib.jack_client_open(b"Composer Copilot watch", _JACK_NO_START_SERVER,
-                                                ctypes.byref(status))
+        client = _open_client(self._lib, b"Composer Copilot watch")
         if not client:
             return False
         self._gone.clear()
